@@ -1,0 +1,240 @@
+"""Typed, validated configuration loaded from the YAML files in config/.
+
+Every loader raises ConfigError naming the file, the key and what is wrong. Unknown keys are errors
+(a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from cryptoalgo_core.errors import ConfigError, UnknownCoinError
+
+SOURCES = ("auto", "coinbase", "ccxt", "replay", "synthetic")
+_COIN_RE = re.compile(r"^[A-Z0-9]{2,15}$")
+
+
+def config_dir() -> Path:
+    """CRYPTOALGO_CONFIG_DIR, else the repository's config/ next to the packages."""
+    env = os.environ.get("CRYPTOALGO_CONFIG_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+T = TypeVar("T")
+
+
+def build_dataclass(cls: type[T], data: Any, where: str) -> T:
+    """Construct dataclass `cls` from a mapping, checking unknown keys and basic types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        f = known[name]
+        ftype = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if value is not None:
+            if ftype.startswith("float") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = float(value)
+            elif ftype.startswith("int") and not (isinstance(value, int) and not isinstance(value, bool)):
+                raise ConfigError(f"{where}.{name}: expected an integer, got {value!r}")
+            elif ftype.startswith("float") and not isinstance(value, float):
+                raise ConfigError(f"{where}.{name}: expected a number, got {value!r}")
+            elif ftype.startswith("str") and not isinstance(value, str):
+                raise ConfigError(f"{where}.{name}: expected a string, got {value!r}")
+            elif ftype.startswith("bool") and not isinstance(value, bool):
+                raise ConfigError(f"{where}.{name}: expected true/false, got {value!r}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+# ---------------------------------------------------------------- coins
+@dataclass(frozen=True)
+class CoinSpec:
+    name: str
+    symbols: dict[str, str]
+
+    def symbol(self, source: str) -> str:
+        try:
+            return self.symbols[source]
+        except KeyError:
+            raise ConfigError(
+                f"coins.yaml: coin {self.name} has no symbol for source {source!r} "
+                f"(has: {sorted(self.symbols)})"
+            ) from None
+
+
+def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
+    path = path or config_dir() / "coins.yaml"
+    data = read_yaml(path)
+    coins = data.get("coins")
+    extra = sorted(set(data) - {"coins"})
+    if extra:
+        raise ConfigError(f"{path}: unknown top-level key(s) {extra}; allowed: ['coins']")
+    if not isinstance(coins, dict) or not coins:
+        raise ConfigError(f"{path}: 'coins' must be a non-empty mapping of coin -> settings")
+    out: dict[str, CoinSpec] = {}
+    for name, spec in coins.items():
+        if not isinstance(name, str) or not _COIN_RE.match(name):
+            raise ConfigError(f"{path}: coin name {name!r} must be 2-15 upper-case letters/digits")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: coins.{name} must be a mapping")
+        unknown = sorted(set(spec) - {"symbols"})
+        if unknown:
+            raise ConfigError(f"{path}: coins.{name}: unknown key(s) {unknown}")
+        symbols = spec.get("symbols") or {}
+        if not isinstance(symbols, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in symbols.items()
+        ):
+            raise ConfigError(f"{path}: coins.{name}.symbols must map source -> non-empty symbol string")
+        bad = sorted(set(symbols) - {"coinbase", "ccxt", "ccxt_perp", "replay", "synthetic"})
+        if bad:
+            raise ConfigError(f"{path}: coins.{name}.symbols: unknown source(s) {bad}")
+        out[name] = CoinSpec(name=name, symbols=dict(symbols))
+    return out
+
+
+def resolve_coins(requested: str | list[str] | None, coins: dict[str, CoinSpec]) -> list[str]:
+    """'BTC,ETH' / ['BTC'] / None (= all configured) -> validated list; UnknownCoinError otherwise."""
+    if requested is None or requested == "" or requested == []:
+        return list(coins)
+    items = requested.split(",") if isinstance(requested, str) else list(requested)
+    names = [c.strip().upper() for c in items if c.strip()]
+    unknown = [c for c in names if c not in coins]
+    if unknown:
+        raise UnknownCoinError(f"unknown coin(s) {unknown}; configured in coins.yaml: {list(coins)}")
+    return list(dict.fromkeys(names))
+
+
+# ---------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class CoinbaseConfig:
+    base_url: str = "https://api.exchange.coinbase.com"
+    max_candles_per_request: int = 300
+    timeout_s: float = 10.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_candles_per_request <= 300:
+            raise ValueError("max_candles_per_request must be in 1..300 (Coinbase limit)")
+        if self.max_retries < 0 or self.timeout_s <= 0:
+            raise ValueError("max_retries must be >= 0 and timeout_s > 0")
+
+
+@dataclass(frozen=True)
+class CcxtConfig:
+    ohlcv_exchange: str = "binance"
+    perp_exchange: str = "binanceusdm"
+    timeout_ms: int = 10000
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    ohlcv_page_limit: int = 1000
+    funding_page_limit: int = 1000
+    oi_page_limit: int = 500
+    oi_period: str = "1h"
+    urls: dict[str, str] | None = None  # override exchange API URLs (tests point them at loopback)
+
+    def __post_init__(self) -> None:
+        if self.oi_period not in ("1h", "1d"):
+            raise ValueError("oi_period must be '1h' or '1d'")
+        for name in ("ohlcv_page_limit", "funding_page_limit", "oi_page_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    default_source: str = "synthetic"
+    calendar_start: str = "2020-01-01"
+    coinbase: CoinbaseConfig = field(default_factory=CoinbaseConfig)
+    ccxt: CcxtConfig = field(default_factory=CcxtConfig)
+    replay_dir: str | None = None
+
+
+def load_sources(path: Path | None = None) -> SourcesConfig:
+    path = path or config_dir() / "sources.yaml"
+    data = read_yaml(path)
+    allowed = {"default_source", "calendar_start", "coinbase", "ccxt", "replay"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    default_source = data.get("default_source", "synthetic")
+    if default_source not in SOURCES:
+        raise ConfigError(f"{path}: default_source {default_source!r} is not one of {list(SOURCES)}")
+    cal = str(data.get("calendar_start", "2020-01-01"))
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", cal):
+        raise ConfigError(f"{path}: calendar_start {cal!r} must be YYYY-MM-DD")
+    replay = data.get("replay") or {}
+    if not isinstance(replay, dict) or set(replay) - {"dir"}:
+        raise ConfigError(f"{path}: replay must be a mapping with the single key 'dir'")
+    return SourcesConfig(
+        default_source=default_source,
+        calendar_start=cal,
+        coinbase=build_dataclass(CoinbaseConfig, data.get("coinbase"), f"{path}: coinbase"),
+        ccxt=build_dataclass(CcxtConfig, data.get("ccxt"), f"{path}: ccxt"),
+        replay_dir=replay.get("dir"),
+    )
+
+
+# ---------------------------------------------------------------- gates
+@dataclass(frozen=True)
+class MarketDataGates:
+    gap_warn_hours: int = 1
+    gap_error_hours: int = 24
+    freshness_warn_hours: int = 48
+    funding_abs_max: float = 0.01
+    funding_interval_hours: int = 8
+    reconcile_tolerance_bps: float = 100.0
+    reconcile_sample_hours: int = 48
+
+    def __post_init__(self) -> None:
+        if self.gap_warn_hours < 1 or self.gap_error_hours < self.gap_warn_hours:
+            raise ValueError("need 1 <= gap_warn_hours <= gap_error_hours")
+        if self.funding_abs_max <= 0:
+            raise ValueError("funding_abs_max must be > 0")
+
+
+@dataclass(frozen=True)
+class Gates:
+    market_data: MarketDataGates = field(default_factory=MarketDataGates)
+
+
+def load_gates(path: Path | None = None) -> Gates:
+    path = path or config_dir() / "gates.yaml"
+    data = read_yaml(path)
+    unknown = sorted(set(data) - {"market_data"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}")
+    return Gates(market_data=build_dataclass(MarketDataGates, data.get("market_data"), f"{path}: market_data"))
