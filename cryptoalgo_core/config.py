@@ -165,6 +165,9 @@ class CcxtConfig:
     oi_page_limit: int = 500
     oi_period: str = "1h"
     urls: dict[str, str] | None = None  # override exchange API URLs (tests point them at loopback)
+    # {"*": base} or {"<exchange id>": base}: every urls['api'] entry keeps its path, host -> base;
+    # {"<exchange id>.<api key>": url}: that one entry set verbatim (see resources/sources/ccxt_source.py)
+    enable_rate_limit: bool = True  # ccxt's client-side throttle (tests against a local fake turn it off)
 
     def __post_init__(self) -> None:
         if self.oi_period not in ("1h", "1d"):
@@ -181,12 +184,13 @@ class SourcesConfig:
     coinbase: CoinbaseConfig = field(default_factory=CoinbaseConfig)
     ccxt: CcxtConfig = field(default_factory=CcxtConfig)
     replay_dir: str | None = None
+    include_oi: bool = False
 
 
 def load_sources(path: Path | None = None) -> SourcesConfig:
     path = path or config_dir() / "sources.yaml"
     data = read_yaml(path)
-    allowed = {"default_source", "calendar_start", "coinbase", "ccxt", "replay"}
+    allowed = {"default_source", "calendar_start", "coinbase", "ccxt", "replay", "include_oi"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
@@ -205,7 +209,14 @@ def load_sources(path: Path | None = None) -> SourcesConfig:
         coinbase=build_dataclass(CoinbaseConfig, data.get("coinbase"), f"{path}: coinbase"),
         ccxt=build_dataclass(CcxtConfig, data.get("ccxt"), f"{path}: ccxt"),
         replay_dir=replay.get("dir"),
+        include_oi=_bool(data.get("include_oi", False), f"{path}: include_oi"),
     )
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------- gates

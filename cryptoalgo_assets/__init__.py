@@ -1,0 +1,1 @@
+"""Thin Dagster layer over cryptoalgo_core: assets, checks, jobs, schedules, CLI."""

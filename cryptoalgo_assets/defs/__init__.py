@@ -1,0 +1,1 @@
+"""Stage modules: one per pipeline stage, each holding its assets and their checks."""

@@ -1,0 +1,1 @@
+"""Pure market-data logic: validation into clean rows + rejects, gap detection, reconciliation."""

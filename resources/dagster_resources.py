@@ -1,0 +1,87 @@
+"""Dagster ConfigurableResources wrapping the plain I/O layer (store, sources, project config)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+
+from cryptoalgo_core.config import (
+    SOURCES,
+    CoinSpec,
+    ConfigError,
+    Gates,
+    SourcesConfig,
+    load_coins,
+    load_gates,
+    load_sources,
+)
+from resources.ingest import SourceSet
+from resources.store import MarketStore, default_db_url
+
+
+@lru_cache(maxsize=8)
+def _store(url: str) -> MarketStore:
+    return MarketStore(url)
+
+
+class MarketStoreResource(dg.ConfigurableResource):
+    """The market store. Empty `db_url` -> TRADER_DB_URL, TRADER_DB_PATH, or $TRADER_DATA_DIR/trading.db."""
+
+    db_url: str = ""
+
+    def url(self) -> str:
+        return default_db_url(self.db_url or None)
+
+    def store(self) -> MarketStore:
+        return _store(self.url())
+
+
+class ProjectConfigResource(dg.ConfigurableResource):
+    """The YAML configuration (coins, sources, gates). Empty `config_dir` -> CRYPTOALGO_CONFIG_DIR or ./config."""
+
+    config_dir: str = ""
+
+    def _dir(self) -> Path | None:
+        return Path(self.config_dir) if self.config_dir else None
+
+    def coins(self) -> dict[str, CoinSpec]:
+        d = self._dir()
+        return load_coins(d / "coins.yaml" if d else None)
+
+    def sources(self) -> SourcesConfig:
+        d = self._dir()
+        return load_sources(d / "sources.yaml" if d else None)
+
+    def gates(self) -> Gates:
+        d = self._dir()
+        return load_gates(d / "gates.yaml" if d else None)
+
+
+class MarketSourceResource(dg.ConfigurableResource):
+    """Which source feeds the raw assets. Empty `source` -> CRYPTOALGO_SOURCE or sources.yaml default_source.
+
+    `coinbase_url` / `ccxt_url` override the exchange endpoints (tests point them at loopback fakes).
+    """
+
+    source: str = ""
+    replay_dir: str = ""
+    coinbase_url: str = ""
+    ccxt_url: str = ""
+
+    def source_name(self, cfg: SourcesConfig) -> str:
+        name = self.source or os.environ.get("CRYPTOALGO_SOURCE", "") or cfg.default_source
+        if name not in SOURCES:
+            raise ConfigError(f"unknown source {name!r}; choose one of {list(SOURCES)}")
+        return name
+
+    def source_set(self, cfg: SourcesConfig) -> SourceSet:
+        from dataclasses import replace
+
+        if self.coinbase_url:
+            cfg = replace(cfg, coinbase=replace(cfg.coinbase, base_url=self.coinbase_url))
+        if self.ccxt_url:
+            cfg = replace(cfg, ccxt=replace(cfg.ccxt, urls={"*": self.ccxt_url}))
+        return SourceSet(self.source_name(cfg), cfg, replay_dir=self.replay_dir or None)

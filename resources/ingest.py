@@ -1,0 +1,256 @@
+"""Ingestion service: fetch what the store is missing from a source, validate, write page by page.
+
+Used by the Dagster assets (one call per coin x dataset x run) and by benchmarks; no dagster import.
+Per fetched page: validate -> (clean, rejects) -> one transaction (upsert rows, rejects, coverage).
+A re-run only asks the source for windows not yet covered for this source family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cryptoalgo_core.config import CoinSpec, SourcesConfig
+from cryptoalgo_core.market.validate import (
+    ValidationResult,
+    validate_funding,
+    validate_ohlcv,
+    validate_open_interest,
+)
+from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, floor_hour, ms_to_iso
+from resources.sources.base import (
+    FatalSourceError,
+    MarketSource,
+    RetryableSourceError,
+    SourceError,
+    UnsupportedDataError,
+)
+from resources.store import MarketStore
+
+LogFn = Callable[[str], None]
+ProgressFn = Callable[[str, str, int, int], None]  # coin, kind, done_ms, total_ms
+
+CHUNK_MS = 30 * DAY_MS  # page size for sources without native pagination (replay, synthetic)
+
+
+class SourceSet:
+    """Lazily-built sources for one ingest run. `source` is what the user asked for (auto, coinbase, ...)."""
+
+    def __init__(
+        self,
+        source: str,
+        cfg: SourcesConfig,
+        replay_dir: str | None = None,
+        factories: dict[str, Callable[[], MarketSource]] | None = None,
+    ) -> None:
+        self.source = source
+        self.cfg = cfg
+        self.replay_dir = replay_dir or cfg.replay_dir
+        self._factories = factories or {}
+        self._built: dict[str, MarketSource] = {}
+
+    def get(self, name: str) -> MarketSource:
+        if name not in self._built:
+            self._built[name] = self._factories[name]() if name in self._factories else self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str) -> MarketSource:
+        if name == "synthetic":
+            from resources.sources.synthetic import SyntheticSource
+
+            return SyntheticSource()
+        if name == "replay":
+            from resources.sources.replay import ReplaySource
+
+            if not self.replay_dir:
+                raise FatalSourceError("replay: no directory given (--replay-dir or sources.yaml replay.dir)")
+            return ReplaySource(self.replay_dir)
+        if name == "coinbase":
+            from resources.sources.coinbase import CoinbaseSource
+
+            return CoinbaseSource(self.cfg.coinbase)
+        if name == "ccxt":
+            from resources.sources.ccxt_source import CcxtSource
+
+            return CcxtSource(self.cfg.ccxt)
+        raise FatalSourceError(f"unknown source {name!r}")
+
+    def chain(self, kind: str) -> list[tuple[str, str]]:
+        """[(source name, symbol key in coins.yaml)] to try in order for a dataset."""
+        s = self.source
+        if s == "auto":
+            return [("coinbase", "coinbase"), ("ccxt", "ccxt")] if kind == "ohlcv" else [("ccxt", "ccxt_perp")]
+        if s == "coinbase":
+            return [("coinbase", "coinbase")]
+        if s == "ccxt":
+            return [("ccxt", "ccxt" if kind == "ohlcv" else "ccxt_perp")]
+        return [(s, s)]
+
+    def now_ms(self, kind: str) -> int:
+        return self.get(self.chain(kind)[0][0]).now_ms()
+
+    def label(self, name: str) -> str:
+        if name == "ccxt":
+            ex = self.cfg.ccxt
+            return f"ccxt:{ex.ohlcv_exchange}"
+        return name
+
+
+@dataclass
+class IngestReport:
+    coin: str
+    kind: str
+    requested: tuple[int, int]
+    fetched_windows: list[tuple[int, int]] = field(default_factory=list)
+    pages: int = 0
+    rows_written: int = 0
+    rejected: int = 0
+    duplicates_collapsed: int = 0
+    sources_used: list[str] = field(default_factory=list)
+    unsupported: str | None = None
+    fallbacks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "coin": self.coin,
+            "kind": self.kind,
+            "requested": f"{ms_to_iso(self.requested[0])} .. {ms_to_iso(self.requested[1])}",
+            "fetched_windows": len(self.fetched_windows),
+            "pages": self.pages,
+            "rows_written": self.rows_written,
+            "rejected": self.rejected,
+            "duplicates_collapsed": self.duplicates_collapsed,
+            "sources_used": ",".join(self.sources_used) or "-",
+            "unsupported": self.unsupported or "",
+        }
+
+
+def _validate(kind: str, df: pd.DataFrame, funding_abs_max: float) -> ValidationResult:
+    if kind == "ohlcv":
+        return validate_ohlcv(df)
+    if kind == "funding":
+        return validate_funding(df, funding_abs_max)
+    return validate_open_interest(df)
+
+
+def _pages(src: MarketSource, kind: str, symbol: str, start: int, end: int) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """Pages of (page_start, page_end, frame). Native pagination when the source has it."""
+    native = getattr(src, f"iter_{kind}_pages", None)
+    if native is not None:
+        yield from native(symbol, start, end)
+        return
+    fetch = getattr(src, f"fetch_{kind}")
+    cur = start
+    while cur < end:
+        nxt = min(end, cur + CHUNK_MS)
+        yield cur, nxt, fetch(symbol, cur, nxt)
+        cur = nxt
+
+
+def horizon(kind: str, now_ms: int) -> int:
+    """Exclusive end of what may be fetched now: closed candles only; settled funding / known OI only."""
+    return floor_hour(now_ms) if kind == "ohlcv" else now_ms + 1
+
+
+def ingest_dataset(
+    kind: str,
+    coin: CoinSpec,
+    sources: SourceSet,
+    store: MarketStore,
+    start_ms: int,
+    end_ms: int,
+    funding_abs_max: float,
+    log: LogFn | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Fill the store's gaps of `kind` for `coin` within [start_ms, end_ms)."""
+    log = log or (lambda _m: None)
+    report = IngestReport(coin=coin.name, kind=kind, requested=(start_ms, end_ms))
+    chain = sources.chain(kind)
+    first_name = chain[0][0]
+    try:
+        end_eff = min(end_ms, horizon(kind, sources.now_ms(kind)))
+    except UnsupportedDataError as exc:
+        report.unsupported = str(exc)
+        return report
+    store.claim_family(first_name)
+    missing = store.missing_windows(kind, coin.name, first_name, start_ms, end_eff) if end_eff > start_ms else []
+    total = sum(e - s for s, e in missing) or 1
+    done = 0
+    if progress:
+        progress(coin.name, kind, 0, total)
+    for w_start, w_end in missing:
+        report.fetched_windows.append((w_start, w_end))
+        cursor = w_start
+        for i, (name, symbol_key) in enumerate(chain):
+            if cursor >= w_end:
+                break
+            symbol = coin.symbol(symbol_key)
+            label = sources.label(name) if kind == "ohlcv" else _perp_label(sources, name)
+            try:
+                src = sources.get(name)
+                for p_start, p_end, frame in _pages(src, kind, symbol, cursor, w_end):
+                    res = _validate(kind, frame, funding_abs_max)
+                    wr = store.write_batch(kind, coin.name, label, res.clean, res.rejects, coverage=(p_start, p_end))
+                    report.pages += 1
+                    report.rows_written += wr.written
+                    report.rejected += wr.rejected
+                    report.duplicates_collapsed += res.duplicates
+                    if label not in report.sources_used and wr.written:
+                        report.sources_used.append(label)
+                    if res.n_rejects:
+                        log(f"{coin.name} {kind}: {res.n_rejects} row(s) rejected in {ms_to_iso(p_start)}..: "
+                            f"{sorted(set(res.rejects['reason']))}")
+                    done += p_end - max(cursor, p_start)
+                    cursor = p_end
+                    if progress:
+                        progress(coin.name, kind, min(done, total), total)
+            except UnsupportedDataError as exc:
+                report.unsupported = str(exc)
+                log(f"{coin.name} {kind}: not offered by {name}: {exc}")
+                if i == len(chain) - 1:
+                    return report
+                continue
+            except (FatalSourceError, RetryableSourceError) as exc:
+                if i == len(chain) - 1:
+                    raise
+                nxt = chain[i + 1][0]
+                msg = f"{coin.name} {kind}: {name} failed at {ms_to_iso(cursor)} ({exc}); falling back to {nxt}"
+                report.fallbacks.append(msg)
+                log(msg)
+    if progress:
+        progress(coin.name, kind, total, total)
+    return report
+
+
+def _perp_label(sources: SourceSet, name: str) -> str:
+    return f"ccxt:{sources.cfg.ccxt.perp_exchange}" if name == "ccxt" else name
+
+
+def window_for(
+    sources: SourceSet,
+    start: int | None,
+    end: int | None,
+    backfill_days: int | None,
+) -> tuple[int, int]:
+    """Explicit [start, end) if given; else `backfill_days` back from the source's now (hour-aligned)."""
+    if start is not None:
+        end_v = end if end is not None else sources.now_ms("ohlcv")
+        return start, end_v
+    now = floor_hour(sources.now_ms("ohlcv"))
+    days = backfill_days if backfill_days is not None else 365
+    return now - days * DAY_MS, now
+
+
+__all__ = [
+    "HOUR_MS",
+    "IngestReport",
+    "SourceError",
+    "SourceSet",
+    "horizon",
+    "ingest_dataset",
+    "window_for",
+]
