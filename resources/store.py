@@ -364,7 +364,7 @@ def _records(kind: str, coin: str, source: str, df: pd.DataFrame) -> list[dict[s
         r["coin"] = coin
         r["source"] = source
         for k in VALUE_COLUMNS[kind]:
-            if k != "unit":
+            if k != "unit" and r[k] is not None:
                 r[k] = float(r[k])
     return out
 

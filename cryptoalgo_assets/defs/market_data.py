@@ -10,9 +10,9 @@ from typing import Any
 
 import dagster as dg
 
+from cryptoalgo_assets import progress
 from cryptoalgo_core.market import checks as mc
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso, parse_date_ms
-from cryptoalgo_assets import progress
 from partitions import COIN_DIM, DAY_DIM, coin_day_partitions
 from resources.dagster_resources import MarketSourceResource, MarketStoreResource, ProjectConfigResource
 from resources.ingest import IngestReport, SourceSet, ingest_dataset
@@ -88,9 +88,14 @@ def _evaluate(
         outcomes.append(mc.continuity(stored["ts"].to_numpy(), start, now, g, step_ms=step, name="funding_continuity"))
         outcomes.append(mc.funding_plausible(stored, rejects, g))
     else:
-        step = mc.infer_step_ms(store.load_ts(kind, coin), HOUR_MS)
-        first_known = int(stored["ts"].min()) if len(stored) else start
-        outcomes.append(mc.continuity(stored["ts"].to_numpy(), first_known, now, g, step_ms=step, name="oi_continuity"))
+        if stored.empty:
+            outcomes.append(mc.skipped("oi_continuity", "no open interest available in the window"))
+        else:
+            step = mc.infer_step_ms(store.load_ts(kind, coin), HOUR_MS)
+            outcomes.append(
+                mc.continuity(stored["ts"].to_numpy(), int(stored["ts"].min()), now, g, step_ms=step,
+                              name="oi_continuity", can_error=False)
+            )
         outcomes.append(mc.oi_valid(stored, rejects))
     st = store.stats(kind, coin)
     meta = {

@@ -40,13 +40,17 @@ def no_duplicates(dup_keys: int) -> CheckOutcome:
 def continuity(
     ts: np.ndarray | list[int], start_ms: int, end_ms: int, gates: MarketDataGates, step_ms: int = HOUR_MS,
     name: str = "hourly_continuity",
+    can_error: bool = True,
 ) -> CheckOutcome:
-    """Gap count and largest gap in [start, end) on the `step_ms` grid. WARN >= warn, ERROR >= error (hours)."""
+    """Gap count and largest gap in [start, end) on the `step_ms` grid. WARN >= warn, ERROR >= error (hours).
+
+    `can_error=False` caps the severity at WARN (for optional series such as open interest).
+    """
     start = start_ms + (-start_ms) % step_ms
     rep = find_gaps(ts, start, end_ms, step_ms)
     largest_h = rep.largest * step_ms // HOUR_MS
     if largest_h >= gates.gap_error_hours:
-        passed, sev = False, "ERROR"
+        passed, sev = False, "ERROR" if can_error else "WARN"
     elif largest_h >= gates.gap_warn_hours and rep.n_gaps:
         passed, sev = False, "WARN"
     else:

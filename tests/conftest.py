@@ -1,0 +1,66 @@
+"""Shared fixtures: store URLs for SQLite and the real PostgreSQL server, the real-data folder, env isolation."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_DATA = Path(os.environ.get("CRYPTOALGO_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+PG_ENV = "CRYPTOALGO_TEST_PG_URL"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own data dir and Dagster home; nothing touches ./data."""
+    monkeypatch.setenv("TRADER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("TRADER_DB_PATH", raising=False)
+    monkeypatch.delenv("TRADER_DB_URL", raising=False)
+    monkeypatch.delenv("CRYPTOALGO_SOURCE", raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    if not (REAL_DATA / "ohlcv_1h").is_dir():
+        pytest.skip(f"real market data not present at {REAL_DATA} (a user's clone has no ../shared)")
+    return REAL_DATA
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get(PG_ENV)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    base = _pg_admin_url()
+    if not base:
+        pytest.skip(f"{PG_ENV} not set: PostgreSQL store tests skipped (CI sets it)")
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG_ENV} not reachable: {exc.orig}")
+    name = f"cryptoalgo_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
