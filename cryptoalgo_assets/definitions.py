@@ -16,13 +16,11 @@ MARKET_OI_JOB = "market_data_oi_job"
 market_data_job = dg.define_asset_job(
     MARKET_JOB,
     selection=dg.AssetSelection.assets("ohlcv", "funding"),
-    partitions_def=market_data.PARTITIONS,
     description="OHLCV + funding for a coin x day partition range (with their checks).",
 )
 market_data_oi_job = dg.define_asset_job(
     MARKET_OI_JOB,
     selection=dg.AssetSelection.assets("ohlcv", "funding", "open_interest"),
-    partitions_def=market_data.PARTITIONS,
     description="OHLCV + funding + open interest for a coin x day partition range (with their checks).",
 )
 

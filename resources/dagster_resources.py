@@ -61,9 +61,10 @@ class ProjectConfigResource(dg.ConfigurableResource):
 
 
 class MarketSourceResource(dg.ConfigurableResource):
-    """Which source feeds the raw assets. Empty `source` -> CRYPTOALGO_SOURCE or sources.yaml default_source.
-
-    `coinbase_url` / `ccxt_url` override the exchange endpoints (tests point them at loopback fakes).
+    """Which source feeds the raw assets. Empty fields fall back to the environment, then config:
+    `source` <- CRYPTOALGO_SOURCE <- sources.yaml default_source; `replay_dir` <- CRYPTOALGO_REPLAY_DIR;
+    `coinbase_url` <- CRYPTOALGO_COINBASE_URL; `ccxt_url` <- CRYPTOALGO_CCXT_URL (endpoint overrides, e.g. a
+    proxy or the loopback fakes the tests use).
     """
 
     source: str = ""
@@ -80,8 +81,11 @@ class MarketSourceResource(dg.ConfigurableResource):
     def source_set(self, cfg: SourcesConfig) -> SourceSet:
         from dataclasses import replace
 
-        if self.coinbase_url:
-            cfg = replace(cfg, coinbase=replace(cfg.coinbase, base_url=self.coinbase_url))
-        if self.ccxt_url:
-            cfg = replace(cfg, ccxt=replace(cfg.ccxt, urls={"*": self.ccxt_url}))
-        return SourceSet(self.source_name(cfg), cfg, replay_dir=self.replay_dir or None)
+        coinbase_url = self.coinbase_url or os.environ.get("CRYPTOALGO_COINBASE_URL", "")
+        ccxt_url = self.ccxt_url or os.environ.get("CRYPTOALGO_CCXT_URL", "")
+        if coinbase_url:
+            cfg = replace(cfg, coinbase=replace(cfg.coinbase, base_url=coinbase_url))
+        if ccxt_url:
+            cfg = replace(cfg, ccxt=replace(cfg.ccxt, urls={"*": ccxt_url}))
+        replay_dir = self.replay_dir or os.environ.get("CRYPTOALGO_REPLAY_DIR", "") or None
+        return SourceSet(self.source_name(cfg), cfg, replay_dir=replay_dir)
