@@ -41,7 +41,10 @@ def _pg_admin_url() -> str | None:
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     base = _pg_admin_url()
+    require = os.environ.get("CRYPTOALGO_REQUIRE_PG") == "1"  # CI: a missing server is a failure, not a skip
     if not base:
+        if require:
+            pytest.fail(f"CRYPTOALGO_REQUIRE_PG=1 but {PG_ENV} is not set")
         pytest.skip(f"{PG_ENV} not set: PostgreSQL store tests skipped (CI sets it)")
     import sqlalchemy as sa
 
@@ -50,6 +53,8 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
+        if require:
+            pytest.fail(f"PostgreSQL at {PG_ENV} not reachable: {exc.orig}")
         pytest.skip(f"PostgreSQL at {PG_ENV} not reachable: {exc.orig}")
     name = f"cryptoalgo_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
