@@ -114,17 +114,6 @@ def plan_ingest(
                 coin_specs[c].symbol(key)
             except ConfigError as exc:
                 raise CliError(str(exc)) from exc
-    url = default_db_url(db_path)
-    try:
-        store = MarketStore(url)
-        fam = store.source_family()
-    except StoreError as exc:
-        raise CliError(str(exc)) from exc
-    if fam is not None and fam != family_of(source):
-        raise CliError(
-            f"the market store {url} holds {fam} data; refusing to mix in {family_of(source)} data "
-            f"(use another --db-path or TRADER_DB_PATH)"
-        )
     try:
         s_ms = parse_date_ms(start) if start else None
         e_ms = parse_date_ms(end) if end else None
@@ -150,6 +139,18 @@ def plan_ingest(
         raise CliError(
             f"window starts {ms_to_date(w_start)}, before calendar_start {src_cfg.calendar_start} in "
             f"config/sources.yaml; move calendar_start earlier or ask for fewer days"
+        )
+    url = default_db_url(db_path)
+    try:
+        store = MarketStore(url)
+        fam = store.source_family()
+        store.dispose()
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    if fam is not None and fam != family_of(source):
+        raise CliError(
+            f"the market store {url} holds {fam} data; refusing to mix in {family_of(source)} data "
+            f"(use another --db-path or TRADER_DB_PATH)"
         )
     return IngestRequest(
         coins=coin_list,
