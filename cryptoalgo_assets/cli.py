@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,17 +175,15 @@ class CoinRun:
     check_failures: list[str]
 
 
-def run_ingest(req: IngestRequest, show_progress: bool = True) -> list[CoinRun]:
-    """One Dagster run per coin over its day-partition range, in the instance at DAGSTER_HOME."""
+def _execute_coin_run(req: IngestRequest, coin: str, ranges: list[tuple[str, str]]) -> CoinRun:
+    """Dagster runs (in the instance at DAGSTER_HOME) over `coin`'s day-partition ranges, one run per range."""
     _quiet_dagster()
     import dagster as dg
 
-    from cryptoalgo_assets import progress
     from cryptoalgo_assets.definitions import MARKET_JOB, MARKET_OI_JOB, build_definitions
     from partitions import coin_day_key
     from resources.dagster_resources import MarketSourceResource, MarketStoreResource
 
-    ensure_dagster_home()
     defs = build_definitions(
         market_store=MarketStoreResource(db_url=req.db_url),
         market_source=MarketSourceResource(
@@ -195,11 +194,95 @@ def run_ingest(req: IngestRequest, show_progress: bool = True) -> list[CoinRun]:
         ),
     )
     job = defs.resolve_job_def(MARKET_OI_JOB if req.include_oi else MARKET_JOB)
+    out = CoinRun(coin, True, "", [], [])
+    for first_day, last_day in ranges:
+        tags = {
+            "dagster/asset_partition_range_start": coin_day_key(coin, first_day),
+            "dagster/asset_partition_range_end": coin_day_key(coin, last_day),
+            "cryptoalgo/command": "ingest",
+            "cryptoalgo/source": req.source,
+        }
+        res = job.execute_in_process(
+            instance=dg.DagsterInstance.get(),
+            tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        out.run_id = ",".join(filter(None, [out.run_id, res.run_id]))
+        out.success = out.success and res.success
+        out.failures += [
+            f"{ev.step_key}: {ev.step_failure_data.error.message.strip()}"
+            for ev in res.all_events
+            if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error
+        ]
+        out.check_failures += [
+            f"{e.asset_key.to_user_string()}.{e.check_name} ({e.severity.value})"
+            for e in res.get_asset_check_evaluations()
+            if not e.passed
+        ]
+    return out
+
+
+def day_ranges_to_run(
+    days: list[str], materialized: set[str], coin: str, always_last: bool = True
+) -> list[tuple[str, str]]:
+    """Contiguous ranges of `days` whose coin x day partition is not yet materialized (the last day, which
+    may still be filling, is always re-run)."""
+    todo = [d for i, d in enumerate(days) if f"{coin}|{d}" not in materialized or (always_last and i == len(days) - 1)]
+    ranges: list[tuple[str, str]] = []
+    index = {d: i for i, d in enumerate(days)}
+    for d in todo:
+        if ranges and index[d] == index[ranges[-1][1]] + 1:
+            ranges[-1] = (ranges[-1][0], d)
+        else:
+            ranges.append((d, d))
+    return ranges
+
+
+def _plan_runs(req: IngestRequest, days: list[str], kinds: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per coin, the day ranges still to materialize in this Dagster instance (for every selected asset).
+
+    Partitions already materialized are skipped: their data is in the store (a run only fetches what the
+    store's coverage lacks anyway), so re-running them would only repeat Dagster's bookkeeping.
+    """
+    _quiet_dagster()
+    import dagster as dg
+
     instance = dg.DagsterInstance.get()
-    first_day = ms_to_date(floor_day(req.start_ms))
-    last_day = ms_to_date(floor_day(req.end_ms - 1))
+    per_asset = [instance.get_materialized_partitions(dg.AssetKey(k)) for k in kinds]
+    done = set.intersection(*[set(p) for p in per_asset]) if per_asset else set()
+    return {c: day_ranges_to_run(days, done, c) for c in req.coins}
+
+
+def run_ingest(req: IngestRequest, show_progress: bool = True, workers: int | None = None) -> list[CoinRun]:
+    """One Dagster run per coin over its day-partition range, `workers` coins at a time (processes).
+
+    Progress comes from the store's fetch coverage, so it works across processes. Dagster records one
+    materialization per asset x coin x day; the planned events of each run are batched into one per asset
+    (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS) to halve that bookkeeping.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from resources.store import MarketStore, family_of
+
+    ensure_dagster_home()
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     kinds = ["ohlcv", "funding"] + (["open_interest"] if req.include_oi else [])
-    results: list[CoinRun] = []
+    n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(req.coins)))
+    store = MarketStore(req.db_url)
+    family = family_of(req.source)
+    w_start, w_end = floor_day(req.start_ms), floor_day(req.end_ms - 1) + DAY_MS
+    days = [ms_to_date(t) for t in range(w_start, w_end, DAY_MS)]
+    plan = _plan_runs(req, days, kinds)
+
+    def fraction(coin: str, kind: str) -> float:
+        covered = 0
+        for s, e in store.coverage(kind, coin, family):
+            covered += max(0, min(e, w_end) - max(s, w_start))
+        return min(1.0, covered / max(1, min(w_end, req.end_ms + DAY_MS) - w_start))
+
+    results: dict[str, CoinRun] = {}
     with Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -207,51 +290,31 @@ def run_ingest(req: IngestRequest, show_progress: bool = True) -> list[CoinRun]:
         TimeElapsedColumn(),
         console=err,
         disable=not show_progress,
-        transient=False,
     ) as bar:
         tasks = {(c, k): bar.add_task(f"{c} {k}", total=1.0) for c in req.coins for k in kinds}
 
-        def hook(coin: str, kind: str, done: int, total: int) -> None:
-            t = tasks.get((coin, kind))
-            if t is not None:
-                bar.update(t, completed=done / max(total, 1))
+        def refresh(done: set[str]) -> None:
+            for (c, k), t in tasks.items():
+                bar.update(t, completed=1.0 if c in done else fraction(c, k))
 
-        progress.set_hook(hook)
-        try:
+        if n_workers == 1:
             for coin in req.coins:
-                tags = {
-                    "dagster/asset_partition_range_start": coin_day_key(coin, first_day),
-                    "dagster/asset_partition_range_end": coin_day_key(coin, last_day),
-                    "cryptoalgo/command": "ingest",
-                    "cryptoalgo/source": req.source,
+                results[coin] = _execute_coin_run(req, coin, plan[coin])
+                refresh(set(results))
+        else:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn")) as pool:
+                futures: dict[str, Future[CoinRun]] = {
+                    c: pool.submit(_execute_coin_run, req, c, plan[c]) for c in req.coins
                 }
-                res = job.execute_in_process(
-                    instance=instance,
-                    tags=tags,
-                    raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                )
-                failures = [
-                    f"{ev.step_key}: {ev.step_failure_data.error.message.strip()}"  # type: ignore[union-attr]
-                    for ev in res.all_events
-                    if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error
-                ]
-                check_fail = []
-                for ev in res.all_events:
-                    if ev.event_type_value == "ASSET_CHECK_EVALUATION":
-                        data = ev.event_specific_data
-                        if data is not None and not data.passed:  # type: ignore[union-attr]
-                            check_fail.append(
-                                f"{data.asset_key.to_user_string()}.{data.check_name} "  # type: ignore[union-attr]
-                                f"({data.severity.value})"  # type: ignore[union-attr]
-                            )
-                for k in kinds:
-                    t = tasks[(coin, k)]
-                    bar.update(t, completed=1.0 if res.success else bar.tasks[t].completed)
-                results.append(CoinRun(coin, res.success, res.run_id, failures, check_fail))
-        finally:
-            progress.set_hook(None)
-    return results
+                while not all(f.done() for f in futures.values()):
+                    refresh({c for c, f in futures.items() if f.done() and not f.exception()})
+                    time.sleep(0.25)
+                for c, f in futures.items():
+                    exc = f.exception()
+                    results[c] = f.result() if exc is None else CoinRun(c, False, "-", [repr(exc)], [])
+                refresh(set(results))
+    store.dispose()
+    return [results[c] for c in req.coins]
 
 
 def data_summary(db_url: str, coins: list[str] | None = None) -> Table:
@@ -329,8 +392,9 @@ def _ingest_options(f: Any) -> Any:
 @click.option("--backfill-only", is_flag=True,
               help="Fill history and exit (the default and only mode here; live updates are the hourly schedule).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins ingested at once (default 2).")
 @_ingest_options
-def ingest(backfill_only: bool, no_progress: bool, **kw: Any) -> None:
+def ingest(backfill_only: bool, no_progress: bool, workers: int | None, **kw: Any) -> None:
     """Ingest OHLCV + funding (+ OI) for coins x days into the market store, via Dagster runs."""
     try:
         req = plan_ingest(**kw)
@@ -342,7 +406,7 @@ def ingest(backfill_only: bool, no_progress: bool, **kw: Any) -> None:
         f"into {req.db_url}"
     )
     try:
-        runs = run_ingest(req, show_progress=not no_progress)
+        runs = run_ingest(req, show_progress=not no_progress, workers=workers)
     except (CliError, CryptoalgoError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_BAD_INPUT)
@@ -369,7 +433,8 @@ def summary(db_path: str | None, coins: str | None) -> None:
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--days", type=click.IntRange(1, 2000), default=365, help="Days of synthetic history.")
 @click.option("--no-progress", is_flag=True)
-def demo(db_path: str | None, days: int, no_progress: bool) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins ingested at once (default 2).")
+def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None) -> None:
     """The whole graph on the embedded synthetic market (5 coins), then the summary."""
     try:
         req = plan_ingest(None, "synthetic", None, None, days, True, db_path, None)
@@ -377,7 +442,7 @@ def demo(db_path: str | None, days: int, no_progress: bool) -> None:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_BAD_INPUT)
     console.print(f"demo: synthetic market, {len(req.coins)} coins x {days} days -> {req.db_url}")
-    runs = run_ingest(req, show_progress=not no_progress)
+    runs = run_ingest(req, show_progress=not no_progress, workers=workers)
     console.print(data_summary(req.db_url, req.coins))
     sys.exit(_report_runs(runs))
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import dagster as dg
 
-from cryptoalgo_assets import progress
 from cryptoalgo_core.market import checks as mc
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso, parse_date_ms
 from partitions import COIN_DIM, DAY_DIM, coin_day_partitions
@@ -134,6 +133,19 @@ def _reconcile(coin: str, stored: Any, sources: SourceSet, g: Any) -> mc.CheckOu
     return mc.reconcile_closes(prim, other, g.reconcile_tolerance_bps)
 
 
+def _log_progress(context: dg.AssetExecutionContext):  # noqa: ANN202
+    """Progress of a long backfill as Dagster log lines, at most one per 10 % step per coin x dataset."""
+    last: dict[tuple[str, str], int] = {}
+
+    def report(coin: str, kind: str, done: int, total: int) -> None:
+        step = int(10 * done / max(total, 1))
+        if step > last.get((coin, kind), -1):
+            last[(coin, kind)] = step
+            context.log.info(f"{coin} {kind}: {10 * step}% of the missing window fetched")
+
+    return report
+
+
 def run_ingest_asset(
     context: dg.AssetExecutionContext,
     kind: str,
@@ -160,7 +172,7 @@ def run_ingest_asset(
                 end,
                 gates.market_data.funding_abs_max,
                 log=context.log.info,
-                progress=progress.report,
+                progress=_log_progress(context),
             )
             reports.append(rep)
             context.log.info(f"{coin} {kind} {ms_to_iso(start)}..{ms_to_iso(end)}: {rep.as_dict()}")

@@ -128,3 +128,34 @@ def test_sigkill_mid_backfill_then_resume_equals_clean_run(tmp_path: Path) -> No
         ["open", "high", "low", "close", "volume"]].to_numpy()).all()
     assert resumed_requests < days * 24 / 300  # the resume fetched only what was missing
     assert got["ts"].diff().dropna().eq(HOUR_MS).all()
+
+
+def test_day_ranges_skip_materialized_but_rerun_last_day() -> None:
+    from cryptoalgo_assets.cli import day_ranges_to_run
+
+    days = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    done = {"BTC|2024-01-01", "BTC|2024-01-02", "BTC|2024-01-04", "BTC|2024-01-05", "ETH|2024-01-03"}
+    assert day_ranges_to_run(days, done, "BTC") == [("2024-01-03", "2024-01-03"), ("2024-01-05", "2024-01-05")]
+    assert day_ranges_to_run(days, set(), "ETH") == [("2024-01-01", "2024-01-05")]
+
+
+def test_demo_runs_through_the_dagster_instance(tmp_path: Path) -> None:
+    import dagster as dg
+
+    db = tmp_path / "demo.db"
+    res = _run(["demo", "--days", "3", "--db-path", str(db), "--no-progress", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    for coin in ("BTC", "ETH", "SOL", "XRP", "DOGE"):
+        assert coin in res.output
+    store = MarketStore(f"sqlite:///{db}")
+    assert store.coins() == ["BTC", "DOGE", "ETH", "SOL", "XRP"]
+    assert all(store.stats("ohlcv", c)["rows"] == 72 for c in store.coins())
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"cryptoalgo/command": "ingest"}))
+    assert len(runs) == 5 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    mats = instance.get_materialized_partitions(dg.AssetKey("ohlcv"))
+    assert len(mats) == 15
+    # a second demo only re-runs each coin's last day and fetches nothing new
+    res = _run(["demo", "--days", "3", "--db-path", str(db), "--no-progress", "--workers", "1"])
+    assert res.exit_code == 0
+    assert all(store.stats("ohlcv", c)["rows"] == 72 for c in store.coins())
