@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptoalgo_assets.defs import market_data
 from cryptoalgo_assets.definitions import build_definitions
+from cryptoalgo_assets.defs import market_data
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, parse_date_ms
 from resources.dagster_resources import MarketSourceResource, MarketStoreResource
 from resources.store import MarketStore
