@@ -5,13 +5,19 @@ import datetime as dt
 
 import dagster as dg
 
-from cryptoalgo_assets.defs import market_data
+from cryptoalgo_assets.defs import market_data, research_data
 from cryptoalgo_core.config import load_coins, load_sources
 from partitions import coin_day_key
-from resources.dagster_resources import MarketSourceResource, MarketStoreResource, ProjectConfigResource
+from resources.dagster_resources import (
+    ArtifactsResource,
+    MarketSourceResource,
+    MarketStoreResource,
+    ProjectConfigResource,
+)
 
 MARKET_JOB = "market_data_job"
 MARKET_OI_JOB = "market_data_oi_job"
+RESEARCH_JOB = "research_data_job"
 
 market_data_job = dg.define_asset_job(
     MARKET_JOB,
@@ -22,6 +28,13 @@ market_data_oi_job = dg.define_asset_job(
     MARKET_OI_JOB,
     selection=dg.AssetSelection.assets("ohlcv", "funding", "open_interest"),
     description="OHLCV + funding + open interest for a coin x day partition range (with their checks).",
+)
+
+
+research_data_job = dg.define_asset_job(
+    RESEARCH_JOB,
+    selection=dg.AssetSelection.assets(*[a.key for a in research_data.ASSETS]),
+    description="Features, labels, ML dataset and data QA for one coin.",
 )
 
 
@@ -60,15 +73,17 @@ def build_definitions(
     market_store: MarketStoreResource | None = None,
     market_source: MarketSourceResource | None = None,
     project: ProjectConfigResource | None = None,
+    artifacts: ArtifactsResource | None = None,
 ) -> dg.Definitions:
     return dg.Definitions(
-        assets=market_data.ASSETS,
-        jobs=[market_data_job, market_data_oi_job],
+        assets=[*market_data.ASSETS, *research_data.ASSETS],
+        jobs=[market_data_job, market_data_oi_job, research_data_job],
         schedules=[daily_market_data_schedule, hourly_market_data_schedule],
         resources={
             "market_store": market_store or MarketStoreResource(),
             "market_source": market_source or MarketSourceResource(),
             "project": project or ProjectConfigResource(),
+            "artifacts": artifacts or ArtifactsResource(),
         },
     )
 

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import yaml
 
 from cryptoalgo_core.errors import ConfigError, UnknownCoinError
+from cryptoalgo_core.features.registry import FeatureSelection, registry, validate_selection
+from cryptoalgo_core.labels import LabelParams
 
 SOURCES = ("auto", "coinbase", "ccxt", "replay", "synthetic")
 _COIN_RE = re.compile(r"^[A-Z0-9]{2,15}$")
@@ -82,6 +84,8 @@ def build_dataclass(cls: type[T], data: Any, where: str) -> T:
 class CoinSpec:
     name: str
     symbols: dict[str, str]
+    label: LabelParams = field(default_factory=lambda: LabelParams(forward_hours=12, vol_target=1.0))
+    features: FeatureSelection = field(default_factory=FeatureSelection)
 
     def symbol(self, source: str) -> str:
         try:
@@ -93,13 +97,26 @@ class CoinSpec:
             ) from None
 
 
+COIN_KEYS = {"symbols", "label", "features"}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
     path = path or config_dir() / "coins.yaml"
     data = read_yaml(path)
     coins = data.get("coins")
-    extra = sorted(set(data) - {"coins"})
+    extra = sorted(set(data) - {"coins", "defaults"})
     if extra:
-        raise ConfigError(f"{path}: unknown top-level key(s) {extra}; allowed: ['coins']")
+        raise ConfigError(f"{path}: unknown top-level key(s) {extra}; allowed: ['coins', 'defaults']")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict) or set(defaults) - (COIN_KEYS - {"symbols"}):
+        raise ConfigError(f"{path}: 'defaults' may hold only {sorted(COIN_KEYS - {'symbols'})}")
     if not isinstance(coins, dict) or not coins:
         raise ConfigError(f"{path}: 'coins' must be a non-empty mapping of coin -> settings")
     out: dict[str, CoinSpec] = {}
@@ -108,9 +125,10 @@ def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
             raise ConfigError(f"{path}: coin name {name!r} must be 2-15 upper-case letters/digits")
         if not isinstance(spec, dict):
             raise ConfigError(f"{path}: coins.{name} must be a mapping")
-        unknown = sorted(set(spec) - {"symbols"})
+        unknown = sorted(set(spec) - COIN_KEYS)
         if unknown:
-            raise ConfigError(f"{path}: coins.{name}: unknown key(s) {unknown}")
+            raise ConfigError(f"{path}: coins.{name}: unknown key(s) {unknown}; allowed: {sorted(COIN_KEYS)}")
+        spec = deep_merge(defaults, spec)
         symbols = spec.get("symbols") or {}
         if not isinstance(symbols, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in symbols.items()
@@ -119,7 +137,16 @@ def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
         bad = sorted(set(symbols) - {"coinbase", "ccxt", "ccxt_perp", "replay", "synthetic"})
         if bad:
             raise ConfigError(f"{path}: coins.{name}.symbols: unknown source(s) {bad}")
-        out[name] = CoinSpec(name=name, symbols=dict(symbols))
+        label = build_dataclass(LabelParams, spec.get("label"), f"{path}: coins.{name}.label")
+        feats = spec.get("features") or {}
+        if not isinstance(feats, dict) or set(feats) - {"disabled_groups", "exclude"}:
+            raise ConfigError(f"{path}: coins.{name}.features may hold only disabled_groups and exclude")
+        groups, excl = feats.get("disabled_groups") or [], feats.get("exclude") or []
+        if not isinstance(groups, list) or not isinstance(excl, list):
+            raise ConfigError(f"{path}: coins.{name}.features.disabled_groups / exclude must be lists")
+        selection = FeatureSelection(tuple(map(str, groups)), tuple(map(str, excl)))
+        validate_selection(selection, registry(list(coins), name), f"{path}: coins.{name}.features")
+        out[name] = CoinSpec(name=name, symbols=dict(symbols), label=label, features=selection)
     return out
 
 
@@ -238,14 +265,42 @@ class MarketDataGates:
 
 
 @dataclass(frozen=True)
+class DataQaGates:
+    max_gap_hours: int = 24
+    max_missing_share: float = 0.02
+    max_feature_missing: float = 0.05
+    target_rate_min: float = 0.15
+    target_rate_max: float = 0.85
+    min_labeled_rows: int = 500
+    drift_psi_warn: float = 0.25
+    drift_ks_warn: float = 0.2
+    drift_recent_days: int = 30
+    drift_reference_days: int = 90
+    top_features: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.target_rate_min < self.target_rate_max <= 1:
+            raise ValueError("need 0 <= target_rate_min < target_rate_max <= 1")
+        for name in ("max_missing_share", "max_feature_missing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        if self.drift_recent_days < 1 or self.drift_reference_days < 1 or self.top_features < 1:
+            raise ValueError("drift windows and top_features must be >= 1")
+
+
+@dataclass(frozen=True)
 class Gates:
     market_data: MarketDataGates = field(default_factory=MarketDataGates)
+    data_qa: DataQaGates = field(default_factory=DataQaGates)
 
 
 def load_gates(path: Path | None = None) -> Gates:
     path = path or config_dir() / "gates.yaml"
     data = read_yaml(path)
-    unknown = sorted(set(data) - {"market_data"})
+    unknown = sorted(set(data) - {"market_data", "data_qa"})
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}")
-    return Gates(market_data=build_dataclass(MarketDataGates, data.get("market_data"), f"{path}: market_data"))
+    return Gates(
+        market_data=build_dataclass(MarketDataGates, data.get("market_data"), f"{path}: market_data"),
+        data_qa=build_dataclass(DataQaGates, data.get("data_qa"), f"{path}: data_qa"),
+    )

@@ -18,6 +18,7 @@ from cryptoalgo_core.config import (
     load_gates,
     load_sources,
 )
+from resources.artifacts import ArtifactStore
 from resources.ingest import SourceSet
 from resources.store import MarketStore, default_db_url
 
@@ -89,3 +90,12 @@ class MarketSourceResource(dg.ConfigurableResource):
             cfg = replace(cfg, ccxt=replace(cfg.ccxt, urls={"*": ccxt_url}))
         replay_dir = self.replay_dir or os.environ.get("CRYPTOALGO_REPLAY_DIR", "") or None
         return SourceSet(self.source_name(cfg), cfg, replay_dir=replay_dir)
+
+
+class ArtifactsResource(dg.ConfigurableResource):
+    """Files under the data dir. Empty `data_dir` -> TRADER_DATA_DIR (default ./data)."""
+
+    data_dir: str = ""
+
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.data_dir or None)

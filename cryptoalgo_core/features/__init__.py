@@ -1,0 +1,1 @@
+"""Feature registry and the causal feature builder."""

@@ -1,0 +1,148 @@
+"""Drift and data-QA statistics for features and targets (pure).
+
+* :func:`psi` — population stability index with reference-quantile bins.
+* :func:`ks_stat` — two-sample Kolmogorov–Smirnov D statistic.
+* :func:`drift_snapshot` — PSI/KS of the last ``recent_days`` against the ``reference_days`` before them.
+* :func:`missingness`, :func:`class_balance` — simple QA summaries.
+
+Both drift statistics ignore NaNs and return NaN when either side has fewer than :data:`MIN_FINITE` finite values.
+Note that the default thresholds are calibrated for roughly independent observations; strongly autocorrelated
+features (slow moving averages, regime variables) have far fewer effective samples and flag much more often.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cryptoalgo_core.timeutil import DAY_MS
+
+__all__ = [
+    "MIN_FINITE",
+    "PSI_EPS",
+    "DriftThresholds",
+    "class_balance",
+    "drift_snapshot",
+    "ks_stat",
+    "missingness",
+    "psi",
+]
+
+MIN_FINITE = 20
+PSI_EPS = 1e-4
+
+
+def _finite(a: Any) -> np.ndarray:
+    x = np.asarray(a, dtype=np.float64).ravel()
+    return x[np.isfinite(x)]
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index ``sum((c - r) * ln(c / r))`` over bins.
+
+    Bin edges are the reference quantiles ``1/bins .. (bins-1)/bins`` (deduplicated), with open-ended outer bins
+    so out-of-range current values are counted; intervals are right-closed. Proportions are floored at
+    :data:`PSI_EPS` (epsilon smoothing, so empty bins stay finite). NaNs are ignored; NaN if either side has fewer
+    than :data:`MIN_FINITE` finite values.
+    """
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins}")
+    ref, cur = _finite(reference), _finite(current)
+    if ref.size < MIN_FINITE or cur.size < MIN_FINITE:
+        return float("nan")
+    edges = np.unique(np.quantile(ref, np.arange(1, bins) / bins))
+    nb = edges.size + 1
+    r = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=nb) / ref.size
+    c = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=nb) / cur.size
+    r = np.maximum(r, PSI_EPS)
+    c = np.maximum(c, PSI_EPS)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def ks_stat(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample KS D statistic (max distance between the empirical CDFs); NaN rules as :func:`psi`."""
+    ref, cur = _finite(reference), _finite(current)
+    if ref.size < MIN_FINITE or cur.size < MIN_FINITE:
+        return float("nan")
+    return float(stats.ks_2samp(ref, cur).statistic)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi_warn: float = 0.25
+    ks_warn: float = 0.2
+    recent_days: int = 30
+    reference_days: int = 90
+
+
+def _ts_ms(s: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        dt = pd.to_datetime(s, utc=True)
+        return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
+    return s.to_numpy(dtype=np.int64)
+
+
+def drift_snapshot(
+    df: pd.DataFrame, features: list[str], ts_col: str, thresholds: DriftThresholds
+) -> pd.DataFrame:
+    """PSI and KS of each feature: recent window vs the reference window right before it.
+
+    With ``T`` the last timestamp, recent rows have ``ts`` in ``(T - recent_days, T]`` and reference rows in
+    ``(T - recent_days - reference_days, T - recent_days]`` (``ts_col`` in epoch ms, or datetimes). One row per
+    feature: ``feature, psi, ks, n_recent, n_reference, flagged`` where ``n_*`` count finite values and
+    ``flagged = psi > psi_warn or ks > ks_warn`` (a NaN statistic never flags).
+    """
+    missing = [f for f in [ts_col, *features] if f not in df.columns]
+    if missing:
+        raise KeyError(f"drift_snapshot: columns not in the frame: {missing}")
+    cols = ["feature", "psi", "ks", "n_recent", "n_reference", "flagged"]
+    if df.empty:
+        return pd.DataFrame(
+            {"feature": list(features), "psi": np.nan, "ks": np.nan, "n_recent": 0, "n_reference": 0,
+             "flagged": False},
+            columns=cols,
+        )
+    ts = _ts_ms(df[ts_col])
+    end = int(ts.max())
+    cut = end - thresholds.recent_days * DAY_MS
+    start = cut - thresholds.reference_days * DAY_MS
+    recent = ts > cut
+    reference = (ts > start) & (ts <= cut)
+    rows = []
+    for f in features:
+        x = df[f].to_numpy(dtype=np.float64)
+        cur, ref = _finite(x[recent]), _finite(x[reference])
+        p, k = psi(ref, cur), ks_stat(ref, cur)
+        flagged = bool((np.isfinite(p) and p > thresholds.psi_warn) or (np.isfinite(k) and k > thresholds.ks_warn))
+        rows.append((f, p, k, int(cur.size), int(ref.size), flagged))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def missingness(df: pd.DataFrame, features: list[str]) -> pd.Series:
+    """Fraction of NaN per feature, sorted descending (ties keep the given order)."""
+    if df.empty:
+        return pd.Series(np.nan, index=pd.Index(features), dtype=np.float64, name="missing_frac")
+    frac = df[list(features)].isna().mean().astype(np.float64)
+    return frac.sort_values(ascending=False, kind="stable").rename("missing_frac")
+
+
+def class_balance(target: pd.Series) -> dict[str, Any]:
+    """Labeled count, positive rate and counts of a 0/1 target (NaN = unlabeled).
+
+    ``constant`` is True when fewer than two distinct labeled values exist (including no labels at all): a model
+    cannot be trained or evaluated on it.
+    """
+    y = pd.Series(target, dtype=np.float64).dropna()
+    n = int(y.size)
+    n_pos = int((y == 1.0).sum())
+    return {
+        "n_labeled": n,
+        "positive_rate": float(n_pos / n) if n else float("nan"),
+        "n_pos": n_pos,
+        "n_neg": n - n_pos,
+        "constant": bool(y.nunique() < 2),
+    }
