@@ -5,61 +5,37 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cryptoalgo_assets.runner import (
+    CoinRun,
+    ResourceSpec,
+    RunSpec,
+    ensure_dagster_home,
+    quiet_dagster,
+    run_coins,
+)
 from cryptoalgo_core.config import SOURCES, ConfigError, load_coins, load_gates, load_sources, resolve_coins
 from cryptoalgo_core.errors import CryptoalgoError
 from cryptoalgo_core.market.gaps import find_gaps
-from cryptoalgo_core.timeutil import DAY_MS, floor_day, floor_hour, ms_to_date, ms_to_iso, parse_date_ms
+from cryptoalgo_core.timeutil import DAY_MS, floor_day, ms_to_date, ms_to_iso, parse_date_ms
 
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
+EXIT_GATE_FAILED = 3
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code EXIT_BAD_INPUT."""
-
-
-def _quiet_dagster() -> None:
-    warnings.filterwarnings("ignore", category=Warning, module=r"dagster.*")
-    import logging
-
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    try:
-        import dagster as dg
-
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    except AttributeError:
-        pass
-
-
-def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME if set, else ./dagster_home (created with the repo's dagster.yaml if missing)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster_home")).expanduser().resolve()
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        yaml_path = home / "dagster.yaml"
-        if not yaml_path.exists():
-            template = REPO_ROOT / "dagster_home" / "dagster.yaml"
-            yaml_path.write_text(template.read_text() if template.exists() else "telemetry:\n  enabled: false\n")
-    except OSError as exc:
-        raise CliError(f"DAGSTER_HOME {home} is not usable: {exc.strerror}") from exc
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
 
 
 @dataclass
@@ -166,63 +142,6 @@ def plan_ingest(
     )
 
 
-@dataclass
-class CoinRun:
-    coin: str
-    success: bool
-    run_id: str
-    failures: list[str]
-    check_failures: list[str]
-
-
-def _execute_coin_run(req: IngestRequest, coin: str, ranges: list[tuple[str, str]]) -> CoinRun:
-    """Dagster runs (in the instance at DAGSTER_HOME) over `coin`'s day-partition ranges, one run per range."""
-    _quiet_dagster()
-    import dagster as dg
-
-    from cryptoalgo_assets.definitions import MARKET_JOB, MARKET_OI_JOB, build_definitions
-    from partitions import coin_day_key
-    from resources.dagster_resources import MarketSourceResource, MarketStoreResource
-
-    defs = build_definitions(
-        market_store=MarketStoreResource(db_url=req.db_url),
-        market_source=MarketSourceResource(
-            source=req.source,
-            replay_dir=req.replay_dir or "",
-            coinbase_url=req.coinbase_url or "",
-            ccxt_url=req.ccxt_url or "",
-        ),
-    )
-    job = defs.resolve_job_def(MARKET_OI_JOB if req.include_oi else MARKET_JOB)
-    out = CoinRun(coin, True, "", [], [])
-    for first_day, last_day in ranges:
-        tags = {
-            "dagster/asset_partition_range_start": coin_day_key(coin, first_day),
-            "dagster/asset_partition_range_end": coin_day_key(coin, last_day),
-            "cryptoalgo/command": "ingest",
-            "cryptoalgo/source": req.source,
-        }
-        res = job.execute_in_process(
-            instance=dg.DagsterInstance.get(),
-            tags=tags,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-        out.run_id = ",".join(filter(None, [out.run_id, res.run_id]))
-        out.success = out.success and res.success
-        out.failures += [
-            f"{ev.step_key}: {ev.step_failure_data.error.message.strip()}"
-            for ev in res.all_events
-            if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error
-        ]
-        out.check_failures += [
-            f"{e.asset_key.to_user_string()}.{e.check_name} ({e.severity.value})"
-            for e in res.get_asset_check_evaluations()
-            if not e.passed
-        ]
-    return out
-
-
 def day_ranges_to_run(
     days: list[str], materialized: set[str], coin: str, always_last: bool = True
 ) -> list[tuple[str, str]]:
@@ -239,82 +158,80 @@ def day_ranges_to_run(
     return ranges
 
 
-def _plan_runs(req: IngestRequest, days: list[str], kinds: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Per coin, the day ranges still to materialize in this Dagster instance (for every selected asset).
-
-    Partitions already materialized are skipped: their data is in the store (a run only fetches what the
-    store's coverage lacks anyway), so re-running them would only repeat Dagster's bookkeeping.
-    """
-    _quiet_dagster()
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
-    per_asset = [instance.get_materialized_partitions(dg.AssetKey(k)) for k in kinds]
-    done = set.intersection(*[set(p) for p in per_asset]) if per_asset else set()
-    return {c: day_ranges_to_run(days, done, c) for c in req.coins}
+def _resources(req: IngestRequest) -> ResourceSpec:
+    return ResourceSpec(
+        db_url=req.db_url,
+        source=req.source,
+        replay_dir=req.replay_dir or "",
+        coinbase_url=req.coinbase_url or "",
+        ccxt_url=req.ccxt_url or "",
+    )
 
 
 def run_ingest(req: IngestRequest, show_progress: bool = True, workers: int | None = None) -> list[CoinRun]:
-    """One Dagster run per coin over its day-partition range, `workers` coins at a time (processes).
+    """One Dagster run per coin x contiguous range of day partitions not yet materialized.
 
-    Progress comes from the store's fetch coverage, so it works across processes. Dagster records one
-    materialization per asset x coin x day; the planned events of each run are batched into one per asset
-    (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS) to halve that bookkeeping.
+    Partitions already materialized are skipped: their data is in the store (and a run only fetches what
+    the store's coverage lacks anyway), so re-running them would only repeat Dagster's bookkeeping. The
+    planned events of each run are batched into one per asset (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS).
     """
-    import multiprocessing as mp
-    from concurrent.futures import Future, ProcessPoolExecutor
+    import dagster as dg
 
+    from cryptoalgo_assets.definitions import MARKET_JOB, MARKET_OI_JOB
+    from partitions import coin_day_key
     from resources.store import MarketStore, family_of
 
+    quiet_dagster()
     ensure_dagster_home()
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     kinds = ["ohlcv", "funding"] + (["open_interest"] if req.include_oi else [])
-    n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(req.coins)))
-    store = MarketStore(req.db_url)
-    family = family_of(req.source)
+    job = MARKET_OI_JOB if req.include_oi else MARKET_JOB
     w_start, w_end = floor_day(req.start_ms), floor_day(req.end_ms - 1) + DAY_MS
     days = [ms_to_date(t) for t in range(w_start, w_end, DAY_MS)]
-    plan = _plan_runs(req, days, kinds)
+    instance = dg.DagsterInstance.get()
+    done = set.intersection(*[set(instance.get_materialized_partitions(dg.AssetKey(k))) for k in kinds])
+    plan = {
+        c: [
+            RunSpec(
+                job,
+                tags={
+                    "dagster/asset_partition_range_start": coin_day_key(c, a),
+                    "dagster/asset_partition_range_end": coin_day_key(c, b),
+                    "cryptoalgo/command": "ingest",
+                    "cryptoalgo/source": req.source,
+                },
+            )
+            for a, b in day_ranges_to_run(days, done, c)
+        ]
+        for c in req.coins
+    }
+    store = MarketStore(req.db_url)
+    family = family_of(req.source)
+    span = max(1, min(w_end, req.end_ms + DAY_MS) - w_start)
 
-    def fraction(coin: str, kind: str) -> float:
-        covered = 0
-        for s, e in store.coverage(kind, coin, family):
-            covered += max(0, min(e, w_end) - max(s, w_start))
-        return min(1.0, covered / max(1, min(w_end, req.end_ms + DAY_MS) - w_start))
+    def probe(coin: str, kind: str) -> float:
+        covered = sum(max(0, min(e, w_end) - max(s, w_start)) for s, e in store.coverage(kind, coin, family))
+        return min(1.0, covered / span)
 
-    results: dict[str, CoinRun] = {}
-    with Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not show_progress,
-    ) as bar:
-        tasks = {(c, k): bar.add_task(f"{c} {k}", total=1.0) for c in req.coins for k in kinds}
+    try:
+        return run_coins(
+            _resources(req), plan, [(c, k) for c in req.coins for k in kinds], probe, err, show_progress, workers
+        )
+    finally:
+        store.dispose()
 
-        def refresh(done: set[str]) -> None:
-            for (c, k), t in tasks.items():
-                bar.update(t, completed=1.0 if c in done else fraction(c, k))
 
-        if n_workers == 1:
-            for coin in req.coins:
-                results[coin] = _execute_coin_run(req, coin, plan[coin])
-                refresh(set(results))
-        else:
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn")) as pool:
-                futures: dict[str, Future[CoinRun]] = {
-                    c: pool.submit(_execute_coin_run, req, c, plan[c]) for c in req.coins
-                }
-                while not all(f.done() for f in futures.values()):
-                    refresh({c for c, f in futures.items() if f.done() and not f.exception()})
-                    time.sleep(0.25)
-                for c, f in futures.items():
-                    exc = f.exception()
-                    results[c] = f.result() if exc is None else CoinRun(c, False, "-", [repr(exc)], [])
-                refresh(set(results))
-    store.dispose()
-    return [results[c] for c in req.coins]
+def run_research(
+    coins: list[str], db_url: str, show_progress: bool = True, workers: int | None = None
+) -> list[CoinRun]:
+    """features -> labels -> ml_dataset -> data_qa for each coin (one run per coin partition)."""
+    from cryptoalgo_assets.definitions import RESEARCH_JOB
+
+    quiet_dagster()
+    plan = {c: [RunSpec(RESEARCH_JOB, partition_key=c, tags={"cryptoalgo/command": "features"})] for c in coins}
+    return run_coins(
+        ResourceSpec(db_url=db_url), plan, [(c, "features + QA") for c in coins], None, err, show_progress, workers
+    )
 
 
 def data_summary(db_url: str, coins: list[str] | None = None) -> Table:
@@ -349,17 +266,50 @@ def data_summary(db_url: str, coins: list[str] | None = None) -> Table:
     return table
 
 
-def _report_runs(runs: list[CoinRun]) -> int:
-    code = 0
+def _report_runs(runs: list[CoinRun], gate: bool = False) -> int:
+    """Print failures; return the exit code: 1 a run failed for another reason than a blocking check,
+    3 a blocking check failed (when `gate`; a blocking ERROR also stops its run), else 0."""
+    failed_runs = [r for r in runs if not r.success and not (gate and r.blocking_failures)]
+    blocked = sorted({f"{r.coin}: {c[0]}" for r in runs for c in r.blocking_failures}) if gate else []
     for r in runs:
         if not r.success:
-            code = EXIT_RUN_FAILED
-            err.print(f"[red]run {r.run_id} for {r.coin} failed[/red]")
+            err.print(f"[red]run {','.join(r.run_ids) or '-'} for {r.coin} failed[/red]")
             for f in r.failures:
-                err.print(f"  {f}")
-        for c in r.check_failures:
-            err.print(f"[yellow]check failed: {r.coin} {c}[/yellow]")
-    return code
+                err.print(f"  {f.splitlines()[0]}")
+        for name, sev, desc in r.check_failures:
+            colour = "red" if sev == "ERROR" else "yellow"
+            err.print(f"[{colour}]check failed ({sev}): {r.coin} {name}[/{colour}] {desc}")
+    if failed_runs:
+        return EXIT_RUN_FAILED
+    if blocked:
+        err.print(f"[red]blocking QA failed[/red] — {'; '.join(blocked)}")
+        return EXIT_GATE_FAILED
+    return 0
+
+
+def qa_table(coins: list[str]) -> Table:
+    from cryptoalgo_assets.defs.research_data import qa_summary_rows
+    from resources.artifacts import ArtifactStore
+
+    art = ArtifactStore()
+    rows = {r["coin"]: r for r in qa_summary_rows(art)}
+    table = Table(title=f"data QA — {art.path('qa')}")
+    cols = ["coin", "rows", "labeled", "pos rate", "gaps", "largest gap h", "worst missing", "drifted", "gaps",
+            "target", "missing", "drift"]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "coin" else "right")
+    for coin in coins:
+        r = rows.get(coin)
+        if r is None:
+            table.add_row(coin, *["-"] * (len(cols) - 1))
+            continue
+        pr = r["positive_rate"]
+        table.add_row(
+            coin, str(r["rows"]), str(r["labeled_rows"]), "-" if pr is None else f"{pr:.3f}", str(r["n_gaps"]),
+            str(r["largest_gap_hours"]), f"{r['worst_missing']:.2%}", str(r["drift_flagged"]),
+            r["check_qa_gaps"], r["check_qa_target"], r["check_qa_missingness"], r["check_qa_drift"],
+        )
+    return table
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -430,12 +380,39 @@ def summary(db_path: str | None, coins: str | None) -> None:
 
 
 @main.command()
+@click.option("--coins", default=None, help="Comma-separated coins (default: all in config/coins.yaml).")
+@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
+@click.option("--no-progress", is_flag=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins at once (default 2).")
+def features(coins: str | None, db_path: str | None, no_progress: bool, workers: int | None) -> None:
+    """Features, labels, ML dataset and data QA per coin; exit 3 when a blocking QA check fails."""
+    from resources.store import MarketStore, StoreError, default_db_url
+
+    try:
+        coin_list = resolve_coins(coins, load_coins())
+        load_gates()
+        url = default_db_url(db_path)
+        store = MarketStore(url)
+        missing = [c for c in coin_list if store.stats("ohlcv", c)["rows"] == 0]
+        store.dispose()
+    except (ConfigError, StoreError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_BAD_INPUT)
+    if missing:
+        err.print(f"[red]error:[/red] no OHLCV stored for {missing} in {url}; run `cryptoalgo ingest` first")
+        sys.exit(EXIT_BAD_INPUT)
+    runs = run_research(coin_list, url, show_progress=not no_progress, workers=workers)
+    console.print(qa_table(coin_list))
+    sys.exit(_report_runs(runs, gate=True))
+
+
+@main.command()
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--days", type=click.IntRange(1, 2000), default=365, help="Days of synthetic history.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins ingested at once (default 2).")
 def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None) -> None:
-    """The whole graph on the embedded synthetic market (5 coins), then the summary."""
+    """The graph on the embedded synthetic market (5 coins): ingest, features, labels, data QA."""
     try:
         req = plan_ingest(None, "synthetic", None, None, days, True, db_path, None)
     except CliError as exc:
@@ -444,10 +421,15 @@ def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None)
     console.print(f"demo: synthetic market, {len(req.coins)} coins x {days} days -> {req.db_url}")
     runs = run_ingest(req, show_progress=not no_progress, workers=workers)
     console.print(data_summary(req.db_url, req.coins))
-    sys.exit(_report_runs(runs))
+    code = _report_runs(runs)
+    if code:
+        sys.exit(code)
+    research = run_research(req.coins, req.db_url, show_progress=not no_progress, workers=workers)
+    console.print(qa_table(req.coins))
+    sys.exit(_report_runs(research, gate=True))
 
 
 if __name__ == "__main__":
     main()
 
-__all__ = ["main", "plan_ingest", "run_ingest", "data_summary", "floor_hour", "DAY_MS"]
+__all__ = ["main", "plan_ingest", "run_ingest", "run_research", "data_summary"]

@@ -98,6 +98,7 @@ class CoinSpec:
 
 
 COIN_KEYS = {"symbols", "label", "features"}
+DEFAULT_LABEL: dict[str, Any] = {"forward_hours": 12, "vol_target": 1.0}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +138,9 @@ def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
         bad = sorted(set(symbols) - {"coinbase", "ccxt", "ccxt_perp", "replay", "synthetic"})
         if bad:
             raise ConfigError(f"{path}: coins.{name}.symbols: unknown source(s) {bad}")
-        label = build_dataclass(LabelParams, spec.get("label"), f"{path}: coins.{name}.label")
+        label = build_dataclass(
+            LabelParams, {**DEFAULT_LABEL, **(spec.get("label") or {})}, f"{path}: coins.{name}.label"
+        )
         feats = spec.get("features") or {}
         if not isinstance(feats, dict) or set(feats) - {"disabled_groups", "exclude"}:
             raise ConfigError(f"{path}: coins.{name}.features may hold only disabled_groups and exclude")
@@ -266,7 +269,7 @@ class MarketDataGates:
 
 @dataclass(frozen=True)
 class DataQaGates:
-    max_gap_hours: int = 24
+    max_gap_hours: int = 12
     max_missing_share: float = 0.02
     max_feature_missing: float = 0.05
     target_rate_min: float = 0.15

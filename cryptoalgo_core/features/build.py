@@ -47,13 +47,15 @@ class MarketPanel:
     def coins(self) -> list[str]:
         return list(self.ohlcv)
 
-    def truncate(self, end_ms: int) -> MarketPanel:
-        """The panel as it was known at `end_ms` (rows with ts < end_ms) — for causality tests."""
+    def known_by(self, t_ms: int) -> MarketPanel:
+        """The panel as known at time `t_ms`: candles closed by then (ts + 1 h <= t_ms), funding and OI
+        with ts <= t_ms. For causality tests: features at bar t must equal those computed from
+        `known_by(t + 1 h)`."""
 
-        def cut(d: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-            return {k: v[v["ts"] < end_ms].reset_index(drop=True) for k, v in d.items()}
+        def cut(d: dict[str, pd.DataFrame], lag: int) -> dict[str, pd.DataFrame]:
+            return {k: v[v["ts"] + lag <= t_ms].reset_index(drop=True) for k, v in d.items()}
 
-        return MarketPanel(cut(self.ohlcv), cut(self.funding), cut(self.open_interest))
+        return MarketPanel(cut(self.ohlcv, HOUR_MS), cut(self.funding, 0), cut(self.open_interest, 0))
 
 
 def _minp(window: int) -> int:
