@@ -3,6 +3,7 @@ so each run shows in the UI (`dagster dev`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -287,6 +288,76 @@ def _report_runs(runs: list[CoinRun], gate: bool = False) -> int:
     return 0
 
 
+def run_models(
+    coins: list[str], db_url: str, holdout_days: int | None, cohort: str, show_progress: bool = True,
+    workers: int | None = None,
+) -> list[CoinRun]:
+    """walk_forward_model -> backtest for each coin (one run per coin partition)."""
+    from cryptoalgo_assets.definitions import MODEL_JOB
+
+    quiet_dagster()
+    rc = {"ops": {"walk_forward_model": {"config": {"holdout_days": -1 if holdout_days is None else holdout_days}}}}
+    plan = {c: [RunSpec(MODEL_JOB, partition_key=c, tags={"cryptoalgo/command": "train"}, run_config=rc)]
+            for c in coins}
+    return run_coins(ResourceSpec(db_url=db_url, cohort=cohort), plan, [(c, "train + backtest") for c in coins],
+                     None, err, show_progress, workers)
+
+
+def _diag(coin: str, cohort: str) -> dict[str, Any] | None:
+    from resources.artifacts import ArtifactStore
+
+    p = ArtifactStore().path("runs", cohort, coin, "diagnostics.json")
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def edge_table(coins: list[str], cohort: str) -> Table:
+    t = Table(title=f"edge decomposition (bps per trade, out of sample) — cohort {cohort}")
+    for c in ("coin", "trades", "dir AUC", "gross", "fees", "slippage", "funding", "net", "fee/edge",
+              "stop-loss", "take-profit", "time", "win rate", "avg hold h", "total return", "max DD"):
+        t.add_column(c, justify="left" if c == "coin" else "right")
+    for coin in coins:
+        d = _diag(coin, cohort)
+        if d is None:
+            t.add_row(coin, *["-"] * 15)
+            continue
+        e, x, p = d["edge"], d["exits"], d["performance"]
+        t.add_row(coin, str(e["trades"]), f"{d['calibration']['directional_auc']:.3f}", f"{e['gross_bps']:.1f}",
+                  f"{e['fees_bps']:.1f}", f"{e['slippage_bps']:.1f}", f"{e['funding_bps']:.1f}",
+                  f"{e['net_bps']:.1f}", f"{e['fee_edge_ratio']:.2f}", f"{x['shares']['stop_loss']:.0%}",
+                  f"{x['shares']['take_profit']:.0%}", f"{x['shares']['time']:.0%}", f"{x['win_rate']:.0%}",
+                  f"{x['avg_hold_hours']:.1f}", f"{p['total_return']:+.1%}", f"{p['max_drawdown']:.1%}")
+    return t
+
+
+def coin_detail_tables(coin: str, cohort: str) -> list[Table]:
+    d = _diag(coin, cohort)
+    if d is None:
+        return []
+    ex = Table(title=f"{coin}: exit reasons")
+    for c in ("reason", "share", "trades", "net bps", "avg hold h"):
+        ex.add_column(c, justify="left" if c == "reason" else "right")
+    for r, s in d["exits"]["shares"].items():
+        b = d["exits"]["by_reason"][r]
+        ex.add_row(r, f"{s:.1%}", str(b["trades"]), f"{b['net_bps']:.1f}", f"{b['avg_hold_hours']:.1f}")
+    rg = Table(title=f"{coin}: regime buckets at entry")
+    for c in ("vol", "trend", "trades", "net bps", "win rate"):
+        rg.add_column(c, justify="left" if c in ("vol", "trend") else "right")
+    for r in d["regimes"]:
+        rg.add_row(r["vol"], r["trend"], str(r["trades"]), f"{r['net_bps']:.1f}", f"{r['win_rate']:.0%}")
+    cal = d["calibration"]["direction"]
+    cb = Table(title=f"{coin}: calibration of P(up first | touched) — Brier {cal['brier']:.4f}, n {cal['n']}")
+    for c in ("bin", "n", "mean predicted", "observed"):
+        cb.add_column(c, justify="right")
+    for b in cal["bins"]:
+        cb.add_row(b["bin"], str(b["n"]), f"{b['mean_pred']:.3f}", f"{b['observed']:.3f}")
+    fn = Table(title=f"{coin}: signal funnel (bars)")
+    fn.add_column("step")
+    fn.add_column("bars", justify="right")
+    for k, v in d["signal_funnel"].items():
+        fn.add_row(k, str(v))
+    return [ex, rg, cb, fn]
+
+
 def qa_table(coins: list[str]) -> Table:
     from cryptoalgo_assets.defs.research_data import qa_summary_rows
     from resources.artifacts import ArtifactStore
@@ -407,12 +478,44 @@ def features(coins: str | None, db_path: str | None, no_progress: bool, workers:
 
 
 @main.command()
+@click.option("--coin", "coin_opt", multiple=True, help="Coin(s) to train (repeat or comma-separate; default all).")
+@click.option("--holdout-days", type=click.IntRange(0, 3650), default=None,
+              help="Untouched final window (default: the coin profile's walk_forward.holdout_days).")
+@click.option("--cohort", default=None, help="Experiment name under data/runs/ (default CRYPTOALGO_COHORT or 'default').")
+@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
+@click.option("--no-progress", is_flag=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins at once (default 2).")
+def train(coin_opt: tuple[str, ...], holdout_days: int | None, cohort: str | None, db_path: str | None,
+          no_progress: bool, workers: int | None) -> None:
+    """Walk-forward model + cost-aware backtest; prints edge decomposition and exit diagnostics."""
+    from resources.artifacts import ArtifactStore
+    from resources.store import default_db_url
+
+    try:
+        coin_list = resolve_coins(",".join(coin_opt) if coin_opt else None, load_coins())
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_BAD_INPUT)
+    cohort = cohort or os.environ.get("CRYPTOALGO_COHORT") or "default"
+    missing = [c for c in coin_list if not ArtifactStore().path("ml", f"{c}.parquet").exists()]
+    if missing:
+        err.print(f"[red]error:[/red] no ML dataset for {missing}; run `cryptoalgo features` first")
+        sys.exit(EXIT_BAD_INPUT)
+    runs = run_models(coin_list, default_db_url(db_path), holdout_days, cohort, not no_progress, workers)
+    console.print(edge_table(coin_list, cohort))
+    if len(coin_list) == 1:
+        for t in coin_detail_tables(coin_list[0], cohort):
+            console.print(t)
+    sys.exit(_report_runs(runs))
+
+
+@main.command()
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--days", type=click.IntRange(1, 2000), default=365, help="Days of synthetic history.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Coins ingested at once (default 2).")
 def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None) -> None:
-    """The graph on the embedded synthetic market (5 coins): ingest, features, labels, data QA."""
+    """The graph on the embedded synthetic market (5 coins): ingest, features, QA, walk-forward, backtest."""
     try:
         req = plan_ingest(None, "synthetic", None, None, days, True, db_path, None)
     except CliError as exc:
@@ -426,7 +529,14 @@ def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None)
         sys.exit(code)
     research = run_research(req.coins, req.db_url, show_progress=not no_progress, workers=workers)
     console.print(qa_table(req.coins))
-    sys.exit(_report_runs(research, gate=True))
+    code = _report_runs(research, gate=True)
+    passed = [r.coin for r in research if r.success]
+    if passed:
+        cohort = os.environ.get("CRYPTOALGO_COHORT") or "default"
+        models = run_models(passed, req.db_url, None, cohort, show_progress=not no_progress, workers=workers)
+        console.print(edge_table(passed, cohort))
+        code = code or _report_runs(models)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
-from cryptoalgo_assets.defs import market_data, research_data
+from cryptoalgo_assets.defs import market_data, model, research_data
 from cryptoalgo_core.config import load_coins, load_sources
 from partitions import coin_day_key
 from resources.dagster_resources import (
@@ -18,6 +18,7 @@ from resources.dagster_resources import (
 MARKET_JOB = "market_data_job"
 MARKET_OI_JOB = "market_data_oi_job"
 RESEARCH_JOB = "research_data_job"
+MODEL_JOB = "model_job"
 
 market_data_job = dg.define_asset_job(
     MARKET_JOB,
@@ -35,6 +36,13 @@ research_data_job = dg.define_asset_job(
     RESEARCH_JOB,
     selection=dg.AssetSelection.assets(*[a.key for a in research_data.ASSETS]),
     description="Features, labels, ML dataset and data QA for one coin.",
+)
+
+
+model_job = dg.define_asset_job(
+    MODEL_JOB,
+    selection=dg.AssetSelection.assets(*[a.key for a in model.ASSETS]),
+    description="Walk-forward model and cost-aware backtest for one coin.",
 )
 
 
@@ -76,8 +84,8 @@ def build_definitions(
     artifacts: ArtifactsResource | None = None,
 ) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*market_data.ASSETS, *research_data.ASSETS],
-        jobs=[market_data_job, market_data_oi_job, research_data_job],
+        assets=[*market_data.ASSETS, *research_data.ASSETS, *model.ASSETS],
+        jobs=[market_data_job, market_data_oi_job, research_data_job, model_job],
         schedules=[daily_market_data_schedule, hourly_market_data_schedule],
         resources={
             "market_store": market_store or MarketStoreResource(),

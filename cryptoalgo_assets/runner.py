@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -50,6 +51,7 @@ class ResourceSpec:
     coinbase_url: str = ""
     ccxt_url: str = ""
     data_dir: str = ""
+    cohort: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class RunSpec:
     job: str
     partition_key: str | None = None  # a single partition
     tags: dict[str, str] = field(default_factory=dict)  # e.g. partition-range tags
+    run_config: dict[str, Any] = field(default_factory=dict)  # e.g. {"ops": {asset: {"config": {...}}}}
 
 
 @dataclass
@@ -88,7 +91,7 @@ def execute_coin(resources: ResourceSpec, coin: str, runs: list[RunSpec]) -> Coi
             coinbase_url=resources.coinbase_url,
             ccxt_url=resources.ccxt_url,
         ),
-        artifacts=ArtifactsResource(data_dir=resources.data_dir),
+        artifacts=ArtifactsResource(data_dir=resources.data_dir, cohort=resources.cohort),
     )
     instance = dg.DagsterInstance.get()
     out = CoinRun(coin)
@@ -99,7 +102,7 @@ def execute_coin(resources: ResourceSpec, coin: str, runs: list[RunSpec]) -> Coi
             partition_key=spec.partition_key,
             tags=spec.tags or None,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={**spec.run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         out.run_ids.append(res.run_id)
         out.failures += [

@@ -17,6 +17,7 @@ import yaml
 from cryptoalgo_core.errors import ConfigError, UnknownCoinError
 from cryptoalgo_core.features.registry import FeatureSelection, registry, validate_selection
 from cryptoalgo_core.labels import LabelParams
+from cryptoalgo_core.profile import PROFILE_SECTIONS, CoinProfile, load_venues, parse_profile
 
 SOURCES = ("auto", "coinbase", "ccxt", "replay", "synthetic")
 _COIN_RE = re.compile(r"^[A-Z0-9]{2,15}$")
@@ -86,6 +87,7 @@ class CoinSpec:
     symbols: dict[str, str]
     label: LabelParams = field(default_factory=lambda: LabelParams(forward_hours=12, vol_target=1.0))
     features: FeatureSelection = field(default_factory=FeatureSelection)
+    profile: CoinProfile = field(default_factory=CoinProfile)
 
     def symbol(self, source: str) -> str:
         try:
@@ -97,7 +99,7 @@ class CoinSpec:
             ) from None
 
 
-COIN_KEYS = {"symbols", "label", "features"}
+COIN_KEYS = {"symbols", "label", "features", "tier", *PROFILE_SECTIONS}
 DEFAULT_LABEL: dict[str, Any] = {"forward_hours": 12, "vol_target": 1.0}
 
 
@@ -108,9 +110,13 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
+def load_coins(path: Path | None = None, costs_path: Path | None = None) -> dict[str, CoinSpec]:
     path = path or config_dir() / "coins.yaml"
     data = read_yaml(path)
+    costs_path = costs_path or path.parent / "costs.yaml"
+    venues = load_venues(costs_path) if costs_path.exists() else {
+        "binance_usdm": {"kind": "perp", "tiers": {"vip0": {"min_volume_usd": 0, "maker_bps": 2.0, "taker_bps": 5.0}}}
+    }
     coins = data.get("coins")
     extra = sorted(set(data) - {"coins", "defaults"})
     if extra:
@@ -149,7 +155,8 @@ def load_coins(path: Path | None = None) -> dict[str, CoinSpec]:
             raise ConfigError(f"{path}: coins.{name}.features.disabled_groups / exclude must be lists")
         selection = FeatureSelection(tuple(map(str, groups)), tuple(map(str, excl)))
         validate_selection(selection, registry(list(coins), name), f"{path}: coins.{name}.features")
-        out[name] = CoinSpec(name=name, symbols=dict(symbols), label=label, features=selection)
+        profile = parse_profile(spec, f"{path}: coins.{name}", venues)
+        out[name] = CoinSpec(name=name, symbols=dict(symbols), label=label, features=selection, profile=profile)
     return out
 
 

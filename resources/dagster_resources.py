@@ -93,9 +93,17 @@ class MarketSourceResource(dg.ConfigurableResource):
 
 
 class ArtifactsResource(dg.ConfigurableResource):
-    """Files under the data dir. Empty `data_dir` -> TRADER_DATA_DIR (default ./data)."""
+    """Files under the data dir. Empty `data_dir` -> TRADER_DATA_DIR (default ./data); empty `cohort`
+    (the experiment name under data/runs/) -> CRYPTOALGO_COHORT, else "default"."""
 
     data_dir: str = ""
+    cohort: str = ""
 
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.data_dir or None)
+
+    def cohort_name(self) -> str:
+        name = self.cohort or os.environ.get("CRYPTOALGO_COHORT", "") or "default"
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"cohort {name!r}: use letters, digits, '-' and '_' only")
+        return name

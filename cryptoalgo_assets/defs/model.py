@@ -1,0 +1,149 @@
+"""Model stage: `walk_forward_model` (purged walk-forward XGBoost, calibrated) and `backtest` (cost-aware
+engine, edge decomposition, exit diagnostics) per coin. Files under data/runs/<cohort>/<COIN>/."""
+
+import json
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from cryptoalgo_assets.defs.research_data import _RAW, COINS, data_qa, features, ml_dataset
+from cryptoalgo_core.backtest.report import backtest_coin
+from cryptoalgo_core.features.build import feature_names
+from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
+from cryptoalgo_core.timeutil import ms_to_iso
+from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
+
+
+class WalkForwardConfig(dg.Config):
+    holdout_days: int = -1  # -1: the coin profile's walk_forward.holdout_days
+
+
+def _run_dir(artifacts: ArtifactsResource, coin: str) -> tuple[Any, tuple[str, str, str]]:
+    return artifacts.store(), ("runs", artifacts.cohort_name(), coin)
+
+
+def qa_gate(art: Any, coin: str) -> None:
+    """Refuse to train on data whose blocking QA failed (also when this run did not include data_qa)."""
+    path = art.path("qa", f"{coin}.json")
+    if not path.exists():
+        raise dg.Failure(f"{coin}: no data QA report at {path}; materialize data_qa first (cryptoalgo features)")
+    checks = json.loads(path.read_text())["checks"]
+    failed = [k for k, v in checks.items() if not v["passed"] and v["severity"] == "ERROR"]
+    if failed:
+        raise dg.Failure(f"{coin}: blocking data QA failed ({', '.join(failed)}); fix the data before training")
+
+
+@dg.asset(
+    partitions_def=COINS,
+    deps=[ml_dataset, data_qa],
+    group_name="model",
+    kinds={"xgboost", "parquet"},
+    description="Purged, embargoed walk-forward XGBoost with calibrated probabilities; the holdout is untouched.",
+)
+def walk_forward_model(
+    context: dg.AssetExecutionContext,
+    config: WalkForwardConfig,
+    project: ProjectConfigResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    coin = context.partition_key
+    coins = project.coins()
+    profile = coins[coin].profile
+    wf = profile.walk_forward
+    if config.holdout_days >= 0:
+        from dataclasses import replace
+
+        wf = replace(wf, holdout_days=config.holdout_days)
+    art, run = _run_dir(artifacts, coin)
+    qa_gate(art, coin)
+    ds = art.read_parquet("ml", f"{coin}.parquet")
+    names = feature_names(list(coins), coin, coins[coin].features)
+    res = walk_forward(ds, names, wf, profile.model)
+    if res.predictions.empty:
+        raise dg.Failure(f"{coin}: no out-of-sample predictions (too little data before the holdout?)")
+    art.write_parquet(res.predictions, *run, "predictions.parquet")
+    art.write_csv(res.folds, *run, "folds.csv")
+    art.write_csv(res.importance.rename("gain").reset_index().rename(columns={"index": "feature"}), *run, "importance.csv")
+    label = res.predictions["label"].to_numpy(float)
+    auc = directional_auc(label, res.predictions["p_dir"].to_numpy(float))
+    cal = calibration_report(np.where(label == 1, 1.0, np.where(label == -1, 0.0, np.nan)),
+                             res.predictions["p_dir"].to_numpy(float))
+    meta = {"holdout_start": res.holdout_start, "holdout_days": wf.holdout_days, "features": names,
+            "folds": int((res.folds.get("skipped", "") == "").sum()), "directional_auc": auc,
+            "brier": cal["brier"], "model": profile.model.__dict__, "walk_forward": wf.__dict__}
+    art.write_json(meta, *run, "walk_forward.json")
+    top = res.importance.head(10)
+    return dg.MaterializeResult(
+        metadata={
+            "oos_rows": len(res.predictions),
+            "folds": meta["folds"],
+            "directional_auc": float(auc),
+            "brier_direction": float(cal["brier"]),
+            "holdout_start": ms_to_iso(res.holdout_start),
+            "oos_span": f"{ms_to_iso(int(res.predictions['ts'].min()))} .. {ms_to_iso(int(res.predictions['ts'].max()))}",
+            "top_features": dg.MetadataValue.md(
+                "| feature | gain |\n|---|---|\n" + "\n".join(f"| {k} | {v:.2f} |" for k, v in top.items())
+            ),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=COINS,
+    deps=[walk_forward_model, features, _RAW["ohlcv"], _RAW["funding"]],
+    group_name="model",
+    kinds={"numba", "csv"},
+    description="Cost-aware backtest of the out-of-sample signals: edge decomposition and exit diagnostics.",
+)
+def backtest(
+    context: dg.AssetExecutionContext,
+    market_store: MarketStoreResource,
+    project: ProjectConfigResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    coin = context.partition_key
+    profile = project.coins()[coin].profile
+    art, run = _run_dir(artifacts, coin)
+    wfm = art.read_json(*run, "walk_forward.json")
+    store = market_store.store()
+    bt = backtest_coin(
+        coin,
+        art.read_parquet(*run, "predictions.parquet"),
+        art.read_parquet("features", f"{coin}.parquet"),
+        store.load("ohlcv", coin),
+        store.load("funding", coin),
+        profile,
+        int(wfm["holdout_start"]),
+    )
+    art.write_csv(bt.trades, *run, "trades.csv")
+    art.write_json(bt.diagnostics, *run, "diagnostics.json")
+    e, x = bt.diagnostics["edge"], bt.diagnostics["exits"]
+    return dg.MaterializeResult(
+        metadata={
+            "trades": e["trades"],
+            "net_bps_per_trade": e["net_bps"],
+            "gross_bps_per_trade": e["gross_bps"],
+            "fee_edge_ratio": e["fee_edge_ratio"],
+            "stop_loss_share": x["shares"]["stop_loss"],
+            "win_rate": x["win_rate"],
+            "total_return": bt.diagnostics["performance"]["total_return"],
+            "max_drawdown": bt.diagnostics["performance"]["max_drawdown"],
+            "edge_decomposition": dg.MetadataValue.md(edge_markdown(bt.diagnostics)),
+        }
+    )
+
+
+def edge_markdown(d: dict[str, Any]) -> str:
+    e, x = d["edge"], d["exits"]
+    lines = ["| gross | fees | slippage | funding | net | fee/edge | trades |", "|---|---|---|---|---|---|---|",
+             f"| {e['gross_bps']:.1f} | {e['fees_bps']:.1f} | {e['slippage_bps']:.1f} | {e['funding_bps']:.1f} | "
+             f"{e['net_bps']:.1f} | {e['fee_edge_ratio']:.2f} | {e['trades']} |", "",
+             "| exit reason | share | net bps | avg hold h |", "|---|---|---|---|"]
+    for r, s in x["shares"].items():
+        b = x["by_reason"][r]
+        lines.append(f"| {r} | {s:.1%} | {b['net_bps']:.1f} | {b['avg_hold_hours']:.1f} |")
+    return "\n".join(lines)
+
+
+ASSETS = [walk_forward_model, backtest]

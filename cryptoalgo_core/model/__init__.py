@@ -1,0 +1,1 @@
+"""Purged, embargoed walk-forward model training with calibrated probabilities."""

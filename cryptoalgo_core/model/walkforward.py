@@ -1,0 +1,243 @@
+"""Purged, embargoed walk-forward XGBoost with probability calibration — pure, seeded, deterministic.
+
+Timeline (all epoch ms; a row's `t1` is when its label was decided):
+- The final `holdout_days` (from the last row) are the holdout: no row at or after `holdout_start` is
+  trained on, calibrated on, or predicted here.
+- Test windows of `test_days` are anchored at the data start (first test window starts `min_train_days`
+  after the first row) so a fold's boundaries never depend on later data (the truncation tests rely
+  on it). The last window ends at `holdout_start`.
+- Training rows for a test window starting at `a`: `ts < a - embargo` and `t1 <= a` (purging: no
+  training label may still be open when the test window starts). Rolling scheme: also `ts >= a - train`.
+- Calibration: the last `calibration_share` of the training span is held out (with its own purge and
+  embargo) and the classifier is fitted on the rest; isotonic or sigmoid calibration maps raw scores on
+  the held-out slice to probabilities.
+- Two models per fold: *direction* P(upper first | a horizontal barrier is touched), trained on touched
+  rows only, and *touch* P(a horizontal barrier is touched). p_up = p_touch * p_dir and
+  p_down = p_touch * (1 - p_dir), so the probability spread p_up - p_down = p_touch * (2 p_dir - 1) is
+  an expected-value-like quantity, while the direction model alone cannot profit from volatility
+  structure (a model that only forecasts vol scores AUC 0.5 on direction).
+- XGBoost runs with tree_method=hist, n_jobs=1 and the profile's seed: same data + seed -> identical output.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from cryptoalgo_core.profile import ModelParams, WalkForwardParams
+from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
+
+MIN_FIT_ROWS = 200
+MIN_CAL_ROWS = 50
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train_start: int
+    cal_start: int
+    test_start: int
+    test_end: int
+
+
+def holdout_start(last_ts: int, holdout_days: int) -> int:
+    """First bar of the holdout window (exclusive end of everything this stage may touch)."""
+    return last_ts + HOUR_MS - holdout_days * DAY_MS
+
+
+def make_folds(first_ts: int, end_ms: int, p: WalkForwardParams) -> list[Fold]:
+    """Test windows [a, b) from first_ts + min_train_days, every test_days, up to end_ms (exclusive)."""
+    folds: list[Fold] = []
+    a = first_ts + p.min_train_days * DAY_MS
+    k = 0
+    while a < end_ms:
+        b = min(a + p.test_days * DAY_MS, end_ms)
+        train_start = first_ts if p.scheme == "expanding" else max(first_ts, a - p.rolling_train_days * DAY_MS)
+        cal_start = a - int((a - train_start) * p.calibration_share)
+        folds.append(Fold(k, train_start, cal_start, a, b))
+        a = b
+        k += 1
+    return folds
+
+
+def train_mask(ts: np.ndarray, t1: np.ndarray, start: int, end: int, embargo_ms: int) -> np.ndarray:
+    """Rows usable for training on [start, end) ahead of a window starting at `end`: purged and embargoed."""
+    return (ts >= start) & (ts < end - embargo_ms) & (t1 >= 0) & (t1 <= end)
+
+
+@dataclass
+class WalkForwardResult:
+    predictions: pd.DataFrame  # ts, fold, p_dir, p_touch, p_up, p_down, calibration, target, label, t1, ret
+    folds: pd.DataFrame
+    holdout_start: int
+    importance: pd.Series  # mean gain of the direction model per feature over folds
+
+
+def _fit(X: np.ndarray, y: np.ndarray, m: ModelParams):  # noqa: ANN202 - xgboost type
+    from xgboost import XGBClassifier
+
+    clf = XGBClassifier(
+        n_estimators=m.n_estimators,
+        max_depth=m.max_depth,
+        learning_rate=m.learning_rate,
+        subsample=m.subsample,
+        colsample_bytree=m.colsample_bytree,
+        min_child_weight=m.min_child_weight,
+        reg_lambda=m.reg_lambda,
+        tree_method="hist",
+        n_jobs=1,
+        random_state=m.seed,
+        eval_metric="logloss",
+        verbosity=0,
+    )
+    clf.fit(X, y)
+    return clf
+
+
+class _Calibrator:
+    def __init__(self, kind: str, raw: np.ndarray, y: np.ndarray) -> None:
+        self.kind = "identity"
+        if len(y) >= MIN_CAL_ROWS and len(np.unique(y)) == 2:
+            if kind == "isotonic":
+                self.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+                self.kind = "isotonic"
+            else:
+                self.lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
+                self.kind = "sigmoid"
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        if self.kind == "isotonic":
+            return np.asarray(self.iso.predict(raw), dtype=float)
+        if self.kind == "sigmoid":
+            return np.asarray(self.lr.predict_proba(_logit(raw)[:, None])[:, 1], dtype=float)
+        return raw
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def walk_forward(
+    dataset: pd.DataFrame,
+    features: list[str],
+    wf: WalkForwardParams,
+    model: ModelParams,
+    end_ms: int | None = None,
+) -> WalkForwardResult:
+    """Out-of-sample predictions for every test window before the holdout (see module docstring).
+
+    `dataset` needs ts, t1, label (+1/-1/0, NaN = unlabeled), target and the `features` columns.
+    `end_ms` overrides the holdout start (tests use it to switch the holdout off).
+    """
+    ds = dataset.sort_values("ts").reset_index(drop=True)
+    ts = ds["ts"].to_numpy(np.int64)
+    t1 = ds["t1"].to_numpy(np.int64)
+    label = ds["label"].to_numpy(float)
+    X = ds[features].to_numpy(np.float32)
+    hs = holdout_start(int(ts[-1]), wf.holdout_days) if end_ms is None else end_ms
+    folds = make_folds(int(ts[0]), hs, wf)
+    emb = wf.embargo_hours * HOUR_MS
+    labeled = ~np.isnan(label)
+    preds: list[pd.DataFrame] = []
+    rows = []
+    gains: list[pd.Series] = []
+    for f in folds:
+        test = (ts >= f.test_start) & (ts < f.test_end)
+        fit = train_mask(ts, t1, f.train_start, f.cal_start, emb) & labeled
+        cal = train_mask(ts, t1, f.cal_start, f.test_start, emb) & labeled
+        if fit.sum() < MIN_FIT_ROWS or not test.any():
+            rows.append({"fold": f.index, "test_start": f.test_start, "test_end": f.test_end,
+                         "n_fit": int(fit.sum()), "n_cal": int(cal.sum()), "n_test": int(test.sum()),
+                         "skipped": "too few training rows" if test.any() else "empty test window"})
+            continue
+        out = pd.DataFrame({"ts": ts[test], "fold": f.index})
+        touched = (label == 1.0) | (label == -1.0)
+        # direction: P(upper first | a horizontal barrier is touched) — the tradeable part
+        p_dir, kind_dir, gain = _model(X, fit & touched, cal & touched, test, label == 1.0, wf.calibration, model)
+        # touch: P(a horizontal barrier is touched within the horizon) — a volatility-type forecast
+        p_touch, _kind, _g = _model(X, fit, cal, test, touched, wf.calibration, model)
+        if gain is not None:
+            gains.append(gain)
+        out["p_dir"] = p_dir
+        out["p_touch"] = p_touch
+        out["p_up"] = p_touch * p_dir
+        out["p_down"] = p_touch * (1.0 - p_dir)
+        out["calibration"] = kind_dir
+        preds.append(out)
+        auc = directional_auc(label[test], out["p_dir"].to_numpy())
+        rows.append({"fold": f.index, "train_start": f.train_start, "cal_start": f.cal_start,
+                     "test_start": f.test_start, "test_end": f.test_end, "n_fit": int(fit.sum()),
+                     "n_cal": int(cal.sum()), "n_test": int(test.sum()), "auc_dir": auc,
+                     "calibration": kind_dir, "skipped": ""})
+    pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(
+        columns=["ts", "fold", "p_dir", "p_touch", "p_up", "p_down", "calibration"])
+    pred = pred.merge(ds[["ts", "target", "label", "t1", "ret"]], on="ts", how="left")
+    imp = pd.Series(dtype=float)
+    if gains:
+        g = pd.concat(gains, axis=1).fillna(0.0).mean(axis=1)
+        names = {f"f{i}": n for i, n in enumerate(features)}
+        imp = g.rename(index=lambda k: names.get(k, k)).sort_values(ascending=False)
+    return WalkForwardResult(pred, pd.DataFrame(rows), hs, imp)
+
+
+def directional_auc(label: np.ndarray, spread: np.ndarray) -> float:
+    """AUC of the probability spread p_up - p_down for "upper first" among rows where a horizontal
+    barrier was touched (label +1 / -1). Vertical outcomes carry no direction and are left out, so a
+    model that only predicts *whether* a barrier is touched (a volatility forecast) scores 0.5 here."""
+    m = (label == 1.0) | (label == -1.0)
+    return _auc((label[m] == 1.0).astype(float), spread[m])
+
+
+def _model(
+    X: np.ndarray,
+    fit: np.ndarray,
+    cal: np.ndarray,
+    test: np.ndarray,
+    positive: np.ndarray,
+    calibration: str,
+    params: ModelParams,
+) -> tuple[np.ndarray, str, pd.Series | None]:
+    """Fit on `fit` rows, calibrate on `cal` rows, predict `test` rows. Constant fallback for one class."""
+    y_fit = positive[fit].astype(int)
+    if len(y_fit) == 0 or len(np.unique(y_fit)) < 2:
+        base = float(y_fit.mean()) if len(y_fit) else 0.5
+        return np.full(int(test.sum()), base), "constant", None
+    clf = _fit(X[fit], y_fit, params)
+    raw_test = clf.predict_proba(X[test])[:, 1]
+    raw_cal = clf.predict_proba(X[cal])[:, 1] if cal.any() else np.array([])
+    calib = _Calibrator(calibration, raw_cal, positive[cal].astype(int))
+    gain = pd.Series(clf.get_booster().get_score(importance_type="gain"))
+    return calib(raw_test), calib.kind, gain
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    if len(y) < 2 or len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, p))
+
+
+def calibration_report(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, object]:
+    """Brier score, AUC and reliability bins (mean predicted vs observed frequency) of labeled rows."""
+    ok = ~np.isnan(y) & ~np.isnan(p)
+    y, p = y[ok], p[ok]
+    if len(y) == 0:
+        return {"n": 0, "brier": float("nan"), "auc": float("nan"), "bins": []}
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    rel = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            rel.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(m.sum()),
+                        "mean_pred": float(p[m].mean()), "observed": float(y[m].mean())})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        brier = float(brier_score_loss(y, p))
+    return {"n": int(len(y)), "brier": brier, "auc": _auc(y, p), "base_rate": float(y.mean()), "bins": rel}
