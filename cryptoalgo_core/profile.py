@@ -27,7 +27,7 @@ class ModelParams:
     learning_rate: float = 0.03
     subsample: float = 0.7
     colsample_bytree: float = 0.5
-    min_child_weight: float = 200.0
+    min_child_weight: float = 20.0
     reg_lambda: float = 10.0
     seed: int = 7
 

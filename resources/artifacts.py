@@ -43,6 +43,9 @@ class ArtifactStore:
     def write_csv(self, df: pd.DataFrame, *parts: str) -> Path:
         return self._atomic(self.path(*parts), lambda p: df.to_csv(p, index=False))
 
+    def write_text(self, text: str, *parts: str) -> Path:
+        return self._atomic(self.path(*parts), lambda p: p.write_text(text))
+
     def write_json(self, obj: Any, *parts: str) -> Path:
         return self._atomic(
             self.path(*parts), lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))

@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 
 from cryptoalgo_assets.defs.research_data import _RAW, COINS, data_qa, features, ml_dataset
+from cryptoalgo_core.backtest.html import render_report
 from cryptoalgo_core.backtest.report import backtest_coin
 from cryptoalgo_core.features.build import feature_names
 from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
@@ -118,6 +119,7 @@ def backtest(
     )
     art.write_csv(bt.trades, *run, "trades.csv")
     art.write_json(bt.diagnostics, *run, "diagnostics.json")
+    report = art.write_text(render_report(bt.diagnostics, bt.result.equity), *run, "report.html")
     e, x = bt.diagnostics["edge"], bt.diagnostics["exits"]
     return dg.MaterializeResult(
         metadata={
@@ -130,6 +132,7 @@ def backtest(
             "total_return": bt.diagnostics["performance"]["total_return"],
             "max_drawdown": bt.diagnostics["performance"]["max_drawdown"],
             "edge_decomposition": dg.MetadataValue.md(edge_markdown(bt.diagnostics)),
+            "report": dg.MetadataValue.path(str(report)),
         }
     )
 

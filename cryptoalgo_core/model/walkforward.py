@@ -108,8 +108,12 @@ class _Calibrator:
                 self.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
                 self.kind = "isotonic"
             else:
-                self.lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
-                self.kind = "sigmoid"
+                lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
+                # a calibration map must not reverse the model's ranking: a non-positive Platt slope on a
+                # noisy calibration slice would flip every prediction; keep the raw scores then
+                if float(lr.coef_[0, 0]) > 0:
+                    self.lr = lr
+                    self.kind = "sigmoid"
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.kind == "isotonic":
@@ -165,8 +169,9 @@ def walk_forward(
         p_touch, _kind, _g = _model(X, fit, cal, test, touched, wf.calibration, model)
         if gain is not None:
             gains.append(gain)
-        out["p_dir"] = p_dir
-        out["p_touch"] = p_touch
+        out["p_dir"], out["p_dir_raw"] = p_dir[:, 0], p_dir[:, 1]
+        out["p_touch"] = p_touch[:, 0]
+        p_dir, p_touch = p_dir[:, 0], p_touch[:, 0]
         out["p_up"] = p_touch * p_dir
         out["p_down"] = p_touch * (1.0 - p_dir)
         out["calibration"] = kind_dir
@@ -204,17 +209,18 @@ def _model(
     calibration: str,
     params: ModelParams,
 ) -> tuple[np.ndarray, str, pd.Series | None]:
-    """Fit on `fit` rows, calibrate on `cal` rows, predict `test` rows. Constant fallback for one class."""
+    """Fit on `fit` rows, calibrate on `cal` rows, predict `test` rows -> columns (calibrated, raw).
+    Constant fallback when the fit rows hold one class."""
     y_fit = positive[fit].astype(int)
     if len(y_fit) == 0 or len(np.unique(y_fit)) < 2:
         base = float(y_fit.mean()) if len(y_fit) else 0.5
-        return np.full(int(test.sum()), base), "constant", None
+        return np.full((int(test.sum()), 2), base), "constant", None
     clf = _fit(X[fit], y_fit, params)
     raw_test = clf.predict_proba(X[test])[:, 1]
     raw_cal = clf.predict_proba(X[cal])[:, 1] if cal.any() else np.array([])
     calib = _Calibrator(calibration, raw_cal, positive[cal].astype(int))
     gain = pd.Series(clf.get_booster().get_score(importance_type="gain"))
-    return calib(raw_test), calib.kind, gain
+    return np.column_stack([calib(raw_test), raw_test]), calib.kind, gain
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:

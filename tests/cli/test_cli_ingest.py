@@ -143,21 +143,24 @@ def test_demo_runs_through_the_dagster_instance(tmp_path: Path) -> None:
     import dagster as dg
 
     db = tmp_path / "demo.db"
-    res = _run(["demo", "--days", "60", "--db-path", str(db), "--no-progress", "--workers", "2"])
+    res = _run(["demo", "--days", "300", "--db-path", str(db), "--no-progress", "--workers", "2"])
     assert res.exit_code == 0, res.output
-    assert "data QA" in res.output
+    assert "data QA" in res.output and "edge decomposition" in res.output
     for coin in ("BTC", "ETH", "SOL", "XRP", "DOGE"):
         assert coin in res.output
     store = MarketStore(f"sqlite:///{db}")
     assert store.coins() == ["BTC", "DOGE", "ETH", "SOL", "XRP"]
-    assert all(store.stats("ohlcv", c)["rows"] == 60 * 24 for c in store.coins())
+    assert all(store.stats("ohlcv", c)["rows"] == 300 * 24 for c in store.coins())
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"cryptoalgo/command": "ingest"}))
     assert len(runs) == 5 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-    assert len(instance.get_materialized_partitions(dg.AssetKey("ohlcv"))) == 5 * 60
+    assert len(instance.get_materialized_partitions(dg.AssetKey("ohlcv"))) == 5 * 300
     assert instance.get_materialized_partitions(dg.AssetKey("data_qa")) == set(store.coins())
-    assert (Path(os.environ["TRADER_DATA_DIR"]) / "qa" / "summary.csv").exists()
+    assert instance.get_materialized_partitions(dg.AssetKey("backtest")) == set(store.coins())
+    data = Path(os.environ["TRADER_DATA_DIR"])
+    assert (data / "qa" / "summary.csv").exists()
+    assert all((data / "runs" / "default" / c / "diagnostics.json").exists() for c in store.coins())
     # a second demo only re-runs each coin's last day and fetches nothing new
-    res = _run(["demo", "--days", "60", "--db-path", str(db), "--no-progress", "--workers", "1"])
+    res = _run(["demo", "--days", "300", "--db-path", str(db), "--no-progress", "--workers", "2"])
     assert res.exit_code == 0
-    assert all(store.stats("ohlcv", c)["rows"] == 60 * 24 for c in store.coins())
+    assert all(store.stats("ohlcv", c)["rows"] == 300 * 24 for c in store.coins())

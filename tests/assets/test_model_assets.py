@@ -1,0 +1,129 @@
+"""Model stage through Dagster and the CLI: walk-forward + backtest artifacts, the QA gate, `cryptoalgo train`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cryptoalgo_assets.cli import main
+from cryptoalgo_assets.defs import model, research_data
+from cryptoalgo_core.config import load_coins, load_sources
+from cryptoalgo_core.timeutil import DAY_MS
+from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
+from resources.ingest import SourceSet, ingest_dataset
+from resources.store import MarketStore
+
+COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """300 synthetic days in a store, and the research artifacts of ETH."""
+    root = tmp_path_factory.mktemp("model")
+    db = f"sqlite:///{root / 'syn.db'}"
+    store = MarketStore(db)
+    sources = SourceSet("synthetic", load_sources())
+    end = sources.now_ms("ohlcv")
+    coins = load_coins()
+    for c in COINS:
+        for kind in ("ohlcv", "funding", "open_interest"):
+            ingest_dataset(kind, coins[c], sources, store, end - 300 * DAY_MS, end, 0.01)
+    data_dir = root / "data"
+    res = dg.materialize(
+        research_data.ASSETS,
+        partition_key="ETH",
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={
+            "market_store": MarketStoreResource(db_url=db),
+            "project": ProjectConfigResource(),
+            "artifacts": ArtifactsResource(data_dir=str(data_dir)),
+        },
+        raise_on_error=False,
+    )
+    assert res.success
+    return db, data_dir
+
+
+def _resources(db: str, data_dir: Path, cohort: str = "t") -> dict:
+    return {
+        "market_store": MarketStoreResource(db_url=db),
+        "project": ProjectConfigResource(),
+        "artifacts": ArtifactsResource(data_dir=str(data_dir), cohort=cohort),
+    }
+
+
+def test_model_assets_write_diagnostics_that_add_up(prepared: tuple[str, Path]) -> None:
+    db, data_dir = prepared
+    res = dg.materialize(
+        model.ASSETS,
+        partition_key="ETH",
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=_resources(db, data_dir),
+        run_config={"ops": {"walk_forward_model": {"config": {"holdout_days": 30}}}},
+    )
+    assert res.success
+    run = data_dir / "runs" / "t" / "ETH"
+    for f in ("predictions.parquet", "folds.csv", "importance.csv", "walk_forward.json", "trades.csv", "diagnostics.json", "report.html"):
+        assert (run / f).exists(), f
+    wf = json.loads((run / "walk_forward.json").read_text())
+    pred = pd.read_parquet(run / "predictions.parquet")
+    assert pred["ts"].max() < wf["holdout_start"] and wf["holdout_days"] == 30
+    trades = pd.read_csv(run / "trades.csv")
+    assert len(trades) > 0
+    assert (trades["exit_ts"] <= wf["holdout_start"]).all()  # no trade reaches into the holdout
+    np.testing.assert_allclose(
+        trades["net"], trades["gross"] - trades["fees"] - trades["slippage"] - trades["funding"], atol=1e-15
+    )
+    d = json.loads((run / "diagnostics.json").read_text())
+    e = d["edge"]
+    assert e["trades"] == len(trades)
+    assert e["net_bps"] == pytest.approx(e["gross_bps"] - e["fees_bps"] - e["slippage_bps"] - e["funding_bps"])
+    assert sum(d["exits"]["shares"].values()) == pytest.approx(1.0)
+    assert d["calibration"]["direction"]["n"] > 0
+    mats = res.asset_materializations_for_node("backtest")
+    assert "edge_decomposition" in mats[0].metadata
+
+
+def test_training_refuses_data_that_failed_blocking_qa(prepared: tuple[str, Path], tmp_path: Path) -> None:
+    db, data_dir = prepared
+    qa_path = data_dir / "qa" / "ETH.json"
+    original = qa_path.read_text()
+    bad = json.loads(original)
+    bad["checks"]["qa_gaps"] = {"passed": False, "severity": "ERROR", "detail": "planted"}
+    qa_path.write_text(json.dumps(bad))
+    try:
+        res = dg.materialize(
+            [model.walk_forward_model], partition_key="ETH", instance=dg.DagsterInstance.ephemeral(),
+            resources=_resources(db, data_dir), raise_on_error=False,
+        )
+    finally:
+        qa_path.write_text(original)
+    assert not res.success
+    msgs = [e.step_failure_data.error.message for e in res.all_events if e.is_step_failure]
+    assert any("ETH: blocking data QA failed (qa_gaps)" in m for m in msgs)
+
+
+def test_cli_train_prints_edge_decomposition_and_exit_reasons(prepared: tuple[str, Path], monkeypatch) -> None:
+    db, data_dir = prepared
+    monkeypatch.setenv("TRADER_DATA_DIR", str(data_dir))
+    res = CliRunner().invoke(
+        main, ["train", "--coin", "ETH", "--holdout-days", "30", "--cohort", "cli", "--db-path", db,
+               "--no-progress", "--workers", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    for text in ("edge decomposition", "ETH: exit reasons", "stop_loss", "calibration of P(up first",
+                 "regime buckets", "signal funnel"):
+        assert text in res.output
+    assert (Path(os.environ["TRADER_DATA_DIR"]) / "runs" / "cli" / "ETH" / "diagnostics.json").exists()
+
+
+def test_cli_train_without_dataset_is_a_named_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["train", "--coin", "SOL"])
+    assert res.exit_code == 2 and "no ML dataset for ['SOL']" in res.output
