@@ -69,6 +69,72 @@ F_GROSS, F_FEES, F_SLIPPAGE, F_FUNDING, F_NET = 8, 9, 10, 11, 12
 N_FLOAT_COLS = 13
 
 
+@njit(cache=True, inline="always")
+def _close_trade(  # pragma: no cover - numba
+    record: bool,
+    rec_i: np.ndarray,
+    rec_f: np.ndarray,
+    n_tr: int,
+    sig_idx: int,
+    entry_idx: int,
+    j: int,
+    side: int,
+    reason: int,
+    at_open: int,
+    entry_raw: float,
+    entry_fill: float,
+    exit_raw: float,
+    sl: float,
+    tp: float,
+    sz: float,
+    sig_e: float,
+    fee_entry: float,
+    fee_x: float,
+    slippage: float,
+    slip_x: float,
+    fund: float,
+    equity: float,
+    peak: float,
+    max_dd: float,
+) -> tuple[float, float, float, float]:
+    """Book a closed trade: the additive P&L decomposition, realized equity, drawdown, the record row.
+
+    Returns (equity, peak, max_dd, net)."""
+    exit_fill = exit_raw * (1.0 - side * slip_x)
+    gross = side * (exit_raw / entry_raw - 1.0)
+    fees = fee_entry + fee_x
+    slip = slippage + slip_x
+    fcost = side * fund
+    net = gross - fees - slip - fcost
+    equity = equity * (1.0 + sz * net)
+    if equity > peak:
+        peak = equity
+    dd = 1.0 - equity / peak
+    if dd > max_dd:
+        max_dd = dd
+    if record:
+        rec_i[n_tr, I_SIGNAL] = sig_idx
+        rec_i[n_tr, I_ENTRY] = entry_idx
+        rec_i[n_tr, I_EXIT] = j
+        rec_i[n_tr, I_SIDE] = side
+        rec_i[n_tr, I_REASON] = reason
+        rec_i[n_tr, I_AT_OPEN] = at_open
+        rec_f[n_tr, F_ENTRY_RAW] = entry_raw
+        rec_f[n_tr, F_ENTRY_FILL] = entry_fill
+        rec_f[n_tr, F_EXIT_RAW] = exit_raw
+        rec_f[n_tr, F_EXIT_FILL] = exit_fill
+        rec_f[n_tr, F_SL] = sl
+        rec_f[n_tr, F_TP] = tp
+        rec_f[n_tr, F_SIZE] = sz
+        rec_f[n_tr, F_SIGMA] = sig_e
+        rec_f[n_tr, F_GROSS] = gross
+        rec_f[n_tr, F_FEES] = fees
+        rec_f[n_tr, F_SLIPPAGE] = slip
+        rec_f[n_tr, F_FUNDING] = fcost
+        rec_f[n_tr, F_NET] = net
+    return equity, peak, max_dd, net
+
+
 @njit(cache=True)
 def _simulate(  # pragma: no cover - numba
     open_: np.ndarray,
@@ -231,41 +297,13 @@ def _simulate(  # pragma: no cover - numba
             else:
                 fee_x = fee_exit_other
                 slip_x = slippage
-            exit_fill = exit_raw * (1.0 - side * slip_x)
-            gross = side * (exit_raw / entry_raw - 1.0)
-            fees = fee_entry + fee_x
-            slip = slippage + slip_x
-            fcost = side * fund
-            net = gross - fees - slip - fcost
-            equity = equity * (1.0 + sz * net)
-            if equity > peak:
-                peak = equity
-            dd = 1.0 - equity / peak
-            if dd > max_dd:
-                max_dd = dd
+            equity, peak, max_dd, net = _close_trade(
+                record, rec_i, rec_f, n_tr, sig_idx, entry_idx, j, side, reason, at_open, entry_raw, entry_fill,
+                exit_raw, sl, tp, sz, sig_e, fee_entry, fee_x, slippage, slip_x, fund, equity, peak, max_dd,
+            )
             sum_net += net
             if net > 0.0:
                 wins += 1
-            if record:
-                rec_i[n_tr, I_SIGNAL] = sig_idx
-                rec_i[n_tr, I_ENTRY] = entry_idx
-                rec_i[n_tr, I_EXIT] = j
-                rec_i[n_tr, I_SIDE] = side
-                rec_i[n_tr, I_REASON] = reason
-                rec_i[n_tr, I_AT_OPEN] = at_open
-                rec_f[n_tr, F_ENTRY_RAW] = entry_raw
-                rec_f[n_tr, F_ENTRY_FILL] = entry_fill
-                rec_f[n_tr, F_EXIT_RAW] = exit_raw
-                rec_f[n_tr, F_EXIT_FILL] = exit_fill
-                rec_f[n_tr, F_SL] = sl
-                rec_f[n_tr, F_TP] = tp
-                rec_f[n_tr, F_SIZE] = sz
-                rec_f[n_tr, F_SIGMA] = sig_e
-                rec_f[n_tr, F_GROSS] = gross
-                rec_f[n_tr, F_FEES] = fees
-                rec_f[n_tr, F_SLIPPAGE] = slip
-                rec_f[n_tr, F_FUNDING] = fcost
-                rec_f[n_tr, F_NET] = net
             n_tr += 1
             in_pos = False
             pending_exit = False
@@ -291,41 +329,15 @@ def _simulate(  # pragma: no cover - numba
         # end of data: exit at the close of the last existing bar held
         j = last_present
         exit_raw = close[j]
-        exit_fill = exit_raw * (1.0 - side * slippage)
-        gross = side * (exit_raw / entry_raw - 1.0)
-        fees = fee_entry + fee_exit_other
-        slip = slippage + slippage
-        fcost = side * fund_present
-        net = gross - fees - slip - fcost
-        equity = equity * (1.0 + sz * net)
-        if equity > peak:
-            peak = equity
-        dd = 1.0 - equity / peak
-        if dd > max_dd:
-            max_dd = dd
+        equity, peak, max_dd, net = _close_trade(
+            record, rec_i, rec_f, n_tr, sig_idx, entry_idx, j, side, REASON_END, 0, entry_raw, entry_fill,
+            exit_raw, sl, tp, sz, sig_e, fee_entry, fee_exit_other, slippage, slippage, fund_present, equity, peak,
+            max_dd,
+        )
         sum_net += net
         if net > 0.0:
             wins += 1
         if record:
-            rec_i[n_tr, I_SIGNAL] = sig_idx
-            rec_i[n_tr, I_ENTRY] = entry_idx
-            rec_i[n_tr, I_EXIT] = j
-            rec_i[n_tr, I_SIDE] = side
-            rec_i[n_tr, I_REASON] = REASON_END
-            rec_i[n_tr, I_AT_OPEN] = 0
-            rec_f[n_tr, F_ENTRY_RAW] = entry_raw
-            rec_f[n_tr, F_ENTRY_FILL] = entry_fill
-            rec_f[n_tr, F_EXIT_RAW] = exit_raw
-            rec_f[n_tr, F_EXIT_FILL] = exit_fill
-            rec_f[n_tr, F_SL] = sl
-            rec_f[n_tr, F_TP] = tp
-            rec_f[n_tr, F_SIZE] = sz
-            rec_f[n_tr, F_SIGMA] = sig_e
-            rec_f[n_tr, F_GROSS] = gross
-            rec_f[n_tr, F_FEES] = fees
-            rec_f[n_tr, F_SLIPPAGE] = slip
-            rec_f[n_tr, F_FUNDING] = fcost
-            rec_f[n_tr, F_NET] = net
             for k in range(j, n):
                 equity_out[k] = equity
         n_tr += 1
