@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -303,6 +304,11 @@ def run_models(
                      None, err, show_progress, workers)
 
 
+def _ratio(r: float) -> str:
+    """fee/edge ratio; with no positive gross edge there is nothing for fees to eat."""
+    return "no gross edge" if not np.isfinite(r) else f"{r:.2f}"
+
+
 def _diag(coin: str, cohort: str) -> dict[str, Any] | None:
     from resources.artifacts import ArtifactStore
 
@@ -323,7 +329,7 @@ def edge_table(coins: list[str], cohort: str) -> Table:
         e, x, p = d["edge"], d["exits"], d["performance"]
         t.add_row(coin, str(e["trades"]), f"{d['calibration']['directional_auc']:.3f}", f"{e['gross_bps']:.1f}",
                   f"{e['fees_bps']:.1f}", f"{e['slippage_bps']:.1f}", f"{e['funding_bps']:.1f}",
-                  f"{e['net_bps']:.1f}", f"{e['fee_edge_ratio']:.2f}", f"{x['shares']['stop_loss']:.0%}",
+                  f"{e['net_bps']:.1f}", _ratio(e["fee_edge_ratio"]), f"{x['shares']['stop_loss']:.0%}",
                   f"{x['shares']['take_profit']:.0%}", f"{x['shares']['time']:.0%}", f"{x['win_rate']:.0%}",
                   f"{x['avg_hold_hours']:.1f}", f"{p['total_return']:+.1%}", f"{p['max_drawdown']:.1%}")
     return t

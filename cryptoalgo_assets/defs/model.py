@@ -126,7 +126,7 @@ def backtest(
             "trades": e["trades"],
             "net_bps_per_trade": e["net_bps"],
             "gross_bps_per_trade": e["gross_bps"],
-            "fee_edge_ratio": e["fee_edge_ratio"],
+            "fee_edge_ratio": e["fee_edge_ratio"] if np.isfinite(e["fee_edge_ratio"]) else -1.0,
             "stop_loss_share": x["shares"]["stop_loss"],
             "win_rate": x["win_rate"],
             "total_return": bt.diagnostics["performance"]["total_return"],
@@ -137,11 +137,15 @@ def backtest(
     )
 
 
+def _ratio_md(r: float) -> str:
+    return f"{r:.2f}" if np.isfinite(r) else "no gross edge"
+
+
 def edge_markdown(d: dict[str, Any]) -> str:
     e, x = d["edge"], d["exits"]
     lines = ["| gross | fees | slippage | funding | net | fee/edge | trades |", "|---|---|---|---|---|---|---|",
              f"| {e['gross_bps']:.1f} | {e['fees_bps']:.1f} | {e['slippage_bps']:.1f} | {e['funding_bps']:.1f} | "
-             f"{e['net_bps']:.1f} | {e['fee_edge_ratio']:.2f} | {e['trades']} |", "",
+             f"{e['net_bps']:.1f} | {_ratio_md(e['fee_edge_ratio'])} | {e['trades']} |", "",
              "| exit reason | share | net bps | avg hold h |", "|---|---|---|---|"]
     for r, s in x["shares"].items():
         b = x["by_reason"][r]

@@ -77,6 +77,7 @@ intrabar and close exits (the end of the bar in which the fill happened); ``hold
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -158,14 +159,23 @@ class EngineParams:
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """Trades (one row per closed trade, columns :data:`TRADE_COLUMNS`), the per-bar equity curve and totals."""
+    """Trades (one row per closed trade, columns :data:`TRADE_COLUMNS`), the per-bar equity curve and totals.
 
-    trades: pd.DataFrame
+    The trades DataFrame is built on first access from the kernel's record arrays (a sweep or a caller that
+    only needs totals/equity never pays for it).
+    """
+
     equity: np.ndarray
     ts: np.ndarray
     params: EngineParams
     log_return: float
     max_drawdown_realized: float
+    rec_i: np.ndarray
+    rec_f: np.ndarray
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        return _trades_frame(self.ts, self.rec_i, self.rec_f)
 
     def summary(self) -> dict[str, float | int]:
         """Headline numbers. Means/rates over trades are NaN when there are no trades."""
@@ -272,14 +282,14 @@ def run_backtest(
         float(p.fee_entry), float(p.fee_exit_tp), float(p.fee_exit_other), float(p.slippage),
         bool(p.flip_exit), bool(p.funding),
     )  # fmt: skip
-    trades = _trades_frame(t, rec_i, rec_f)
     return BacktestResult(
-        trades=trades,
         equity=equity,
         ts=t,
         params=p,
         log_return=float(totals[1]),
         max_drawdown_realized=float(totals[4]),
+        rec_i=rec_i,
+        rec_f=rec_f,
     )
 
 
