@@ -69,3 +69,20 @@ def pg_url() -> Iterator[str]:
             )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+def fill_synthetic_store(db_url: str, days: int, kinds: tuple[str, ...] = ("ohlcv", "funding", "open_interest")) -> None:
+    """Ingest the last `days` of the synthetic market for every configured coin (core path, no Dagster)."""
+    from cryptoalgo_core.config import load_coins, load_sources
+    from cryptoalgo_core.timeutil import DAY_MS
+    from resources.ingest import SourceSet, ingest_dataset
+    from resources.store import MarketStore
+
+    store = MarketStore(db_url)
+    sources = SourceSet("synthetic", load_sources())
+    end = sources.now_ms("ohlcv")
+    coins = load_coins()
+    for spec in coins.values():
+        for kind in kinds:
+            ingest_dataset(kind, spec, sources, store, end - days * DAY_MS, end, 0.01)
+    store.dispose()

@@ -14,11 +14,8 @@ from click.testing import CliRunner
 
 from cryptoalgo_assets.cli import main
 from cryptoalgo_assets.defs import model, research_data
-from cryptoalgo_core.config import load_coins, load_sources
-from cryptoalgo_core.timeutil import DAY_MS
 from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
-from resources.ingest import SourceSet, ingest_dataset
-from resources.store import MarketStore
+from tests.conftest import fill_synthetic_store
 
 COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 
@@ -28,13 +25,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """300 synthetic days in a store, and the research artifacts of ETH."""
     root = tmp_path_factory.mktemp("model")
     db = f"sqlite:///{root / 'syn.db'}"
-    store = MarketStore(db)
-    sources = SourceSet("synthetic", load_sources())
-    end = sources.now_ms("ohlcv")
-    coins = load_coins()
-    for c in COINS:
-        for kind in ("ohlcv", "funding", "open_interest"):
-            ingest_dataset(kind, coins[c], sources, store, end - 300 * DAY_MS, end, 0.01)
+    fill_synthetic_store(db, 300)
     data_dir = root / "data"
     res = dg.materialize(
         research_data.ASSETS,

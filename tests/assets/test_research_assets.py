@@ -12,11 +12,10 @@ from click.testing import CliRunner
 
 from cryptoalgo_assets.cli import main
 from cryptoalgo_assets.defs import research_data
-from cryptoalgo_core.config import load_coins, load_sources
-from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
+from cryptoalgo_core.timeutil import HOUR_MS
 from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
-from resources.ingest import SourceSet, ingest_dataset
 from resources.store import MarketStore
+from tests.conftest import fill_synthetic_store
 
 COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 
@@ -24,13 +23,7 @@ COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 @pytest.fixture
 def synthetic_store(tmp_path: Path) -> str:
     db = f"sqlite:///{tmp_path / 'syn.db'}"
-    store = MarketStore(db)
-    sources = SourceSet("synthetic", load_sources())
-    end = sources.now_ms("ohlcv")
-    coins = load_coins()
-    for c in COINS:
-        for kind in ("ohlcv", "funding", "open_interest"):
-            ingest_dataset(kind, coins[c], sources, store, end - 100 * DAY_MS, end, 0.01)
+    fill_synthetic_store(db, 100)
     return db
 
 
