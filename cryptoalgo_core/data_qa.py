@@ -106,14 +106,22 @@ def _target_outcome(b: dict[str, Any], g: DataQaGates) -> CheckOutcome:
     )
 
 
+HINTS = {
+    "oi_": "no usable open interest? ingest it (--include-oi) or disable the open_interest group for this coin in "
+    "coins.yaml (features: {disabled_groups: [open_interest]})",
+    "funding_": "no usable funding? ingest it from a perp venue or disable the funding group in coins.yaml",
+}
+
+
 def _missing_outcome(miss: pd.Series, g: DataQaGates) -> CheckOutcome:
     bad = miss[miss > g.max_feature_missing]
+    hints = sorted({h for prefix, h in HINTS.items() for name in bad.index if str(name).startswith(prefix)})
     return CheckOutcome(
         "qa_missingness",
         bad.empty,
         "ERROR",
         (f"{len(bad)} feature(s) missing on > {g.max_feature_missing:.0%} of rows: "
-         + ", ".join(f"{k} {v:.1%}" for k, v in bad.head(5).items())) if len(bad)
+         + ", ".join(f"{k} {v:.1%}" for k, v in bad.head(5).items()) + "".join(f" — {h}" for h in hints)) if len(bad)
         else f"every feature missing on <= {g.max_feature_missing:.0%} of rows",
         {"worst_feature": str(miss.index[0]) if len(miss) else "", "worst_share": float(miss.iloc[0]) if len(miss) else 0.0},
     )

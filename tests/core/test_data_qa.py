@@ -87,3 +87,12 @@ def test_drift_flags_a_level_shift_in_one_feature(clean) -> None:
     assert "hour_sin" in flagged
     base = {d["feature"] for d in _run(panel, ds)["_report"]["drift"] if d["flagged"]}
     assert "hour_sin" not in base  # calendar features are stationary by construction
+
+
+def test_missing_open_interest_blocks_with_a_hint(clean) -> None:
+    panel, ds = clean
+    no_oi = ds.assign(oi_chg_24=np.nan, oi_price_div_24=np.nan)
+    r = _run(panel, no_oi)
+    assert not r["qa_missingness"].passed
+    assert "oi_chg_24 100.0%" in r["qa_missingness"].description
+    assert "--include-oi" in r["qa_missingness"].description
