@@ -14,6 +14,7 @@ from cryptoalgo_core.features.build import feature_names
 from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
 from cryptoalgo_core.timeutil import ms_to_iso
 from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
+from resources.tracking import run_manifest
 
 
 class WalkForwardConfig(dg.Config):
@@ -120,6 +121,18 @@ def backtest(
     art.write_csv(bt.trades, *run, "trades.csv")
     art.write_json(bt.diagnostics, *run, "diagnostics.json")
     report = art.write_text(render_report(bt.diagnostics, bt.result.equity), *run, "report.html")
+    names = ("predictions.parquet", "folds.csv", "importance.csv", "walk_forward.json", "trades.csv",
+             "diagnostics.json", "report.html")
+    manifest = run_manifest(
+        coin,
+        artifacts.cohort_name(),
+        profile,
+        inputs={"ml_dataset": art.path("ml", f"{coin}.parquet"), "features": art.path("features", f"{coin}.parquet"),
+                "data_qa": art.path("qa", f"{coin}.json")},
+        artifacts={n: art.path(*run, n) for n in names},
+        extra={"holdout_start": ms_to_iso(int(wfm["holdout_start"])), "dagster_run_id": context.run.run_id},
+    )
+    art.write_json(manifest, *run, "manifest.json")
     e, x = bt.diagnostics["edge"], bt.diagnostics["exits"]
     return dg.MaterializeResult(
         metadata={
@@ -133,6 +146,8 @@ def backtest(
             "max_drawdown": bt.diagnostics["performance"]["max_drawdown"],
             "edge_decomposition": dg.MetadataValue.md(edge_markdown(bt.diagnostics)),
             "report": dg.MetadataValue.path(str(report)),
+            "git_commit": manifest["git_commit"],
+            "dataset_sha256": manifest["inputs"].get("ml_dataset", {}).get("sha256", ""),
         }
     )
 

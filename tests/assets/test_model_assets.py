@@ -80,6 +80,11 @@ def test_model_assets_write_diagnostics_that_add_up(prepared: tuple[str, Path]) 
     assert d["calibration"]["direction"]["n"] > 0
     mats = res.asset_materializations_for_node("backtest")
     assert "edge_decomposition" in mats[0].metadata
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["coin"] == "ETH" and man["cohort"] == "t" and man["git_commit"]
+    assert len(man["inputs"]["ml_dataset"]["sha256"]) == 64
+    assert set(man["artifacts"]) >= {"trades.csv", "diagnostics.json", "predictions.parquet"}
+    assert man["profile"]["exits"]["max_hold_hours"] == 12
 
 
 def test_training_refuses_data_that_failed_blocking_qa(prepared: tuple[str, Path], tmp_path: Path) -> None:
