@@ -93,17 +93,23 @@ def drift_snapshot(
 
     With ``T`` the last timestamp, recent rows have ``ts`` in ``(T - recent_days, T]`` and reference rows in
     ``(T - recent_days - reference_days, T - recent_days]`` (``ts_col`` in epoch ms, or datetimes). One row per
-    feature: ``feature, psi, ks, n_recent, n_reference, flagged`` where ``n_*`` count finite values and
-    ``flagged = psi > psi_warn or ks > ks_warn`` (a NaN statistic never flags).
+    feature: ``feature, psi, ks, n_recent, n_reference, n_eff, ks_crit, flagged`` where ``n_*`` count finite
+    values. A feature is flagged when the shift is material (``psi > psi_warn or ks > ks_warn``) AND
+    significant given its persistence: ``ks > ks_crit``, the two-sample KS critical value at alpha = 0.001
+    computed with effective sample sizes ``n (1 - rho) / (1 + rho)`` (rho = lag-1 autocorrelation within the
+    reference window). Hourly
+    features such as a 7-day volatility have a handful of independent observations per month; without this a
+    slow regime change flags every time (measured: 16 % of stationary AR(1) phi=0.95 series). A NaN
+    statistic never flags.
     """
     missing = [f for f in [ts_col, *features] if f not in df.columns]
     if missing:
         raise KeyError(f"drift_snapshot: columns not in the frame: {missing}")
-    cols = ["feature", "psi", "ks", "n_recent", "n_reference", "flagged"]
+    cols = ["feature", "psi", "ks", "n_recent", "n_reference", "n_eff", "ks_crit", "flagged"]
     if df.empty:
         return pd.DataFrame(
             {"feature": list(features), "psi": np.nan, "ks": np.nan, "n_recent": 0, "n_reference": 0,
-             "flagged": False},
+             "n_eff": 0.0, "ks_crit": np.nan, "flagged": False},
             columns=cols,
         )
     ts = _ts_ms(df[ts_col])
@@ -117,9 +123,29 @@ def drift_snapshot(
         x = df[f].to_numpy(dtype=np.float64)
         cur, ref = _finite(x[recent]), _finite(x[reference])
         p, k = psi(ref, cur), ks_stat(ref, cur)
-        flagged = bool((np.isfinite(p) and p > thresholds.psi_warn) or (np.isfinite(k) and k > thresholds.ks_warn))
-        rows.append((f, p, k, int(cur.size), int(ref.size), flagged))
+        shrink = _eff_factor(x[reference])  # persistence of the baseline (a shift itself would inflate rho)
+        n1, n2 = max(cur.size * shrink, 2.0), max(ref.size * shrink, 2.0)
+        crit = KS_C_ALPHA * float(np.sqrt((n1 + n2) / (n1 * n2)))
+        material = (np.isfinite(p) and p > thresholds.psi_warn) or (np.isfinite(k) and k > thresholds.ks_warn)
+        flagged = bool(material and np.isfinite(k) and k > crit)
+        rows.append((f, p, k, int(cur.size), int(ref.size), round(n1 + n2, 1), crit, flagged))
     return pd.DataFrame(rows, columns=cols)
+
+
+KS_C_ALPHA = 1.949  # c(alpha) of the two-sample KS test at alpha = 0.001
+
+
+def _eff_factor(x: np.ndarray) -> float:
+    """n_eff / n = (1 - rho) / (1 + rho) for an AR(1)-like series (rho = lag-1 autocorrelation, >= 0)."""
+    a = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(a[1:]) & np.isfinite(a[:-1])
+    if ok.sum() < 10:
+        return 1.0
+    u, v = a[1:][ok], a[:-1][ok]
+    if u.std() == 0 or v.std() == 0:
+        return 1.0
+    rho = float(np.clip(np.corrcoef(u, v)[0, 1], 0.0, 0.999))
+    return (1.0 - rho) / (1.0 + rho)
 
 
 def missingness(df: pd.DataFrame, features: list[str]) -> pd.Series:
