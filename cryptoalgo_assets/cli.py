@@ -305,8 +305,8 @@ def run_models(
 
 
 def _ratio(r: float) -> str:
-    """fee/edge ratio; with no positive gross edge there is nothing for fees to eat."""
-    return "no gross edge" if not np.isfinite(r) else f"{r:.2f}"
+    """fee/edge ratio; n/a when there is no positive gross edge for fees to eat."""
+    return "n/a" if not np.isfinite(r) else f"{r:.2f}"
 
 
 def _diag(coin: str, cohort: str) -> dict[str, Any] | None:

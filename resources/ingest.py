@@ -20,12 +20,11 @@ from cryptoalgo_core.market.validate import (
     validate_ohlcv,
     validate_open_interest,
 )
-from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, floor_hour, ms_to_iso
+from cryptoalgo_core.timeutil import DAY_MS, floor_hour, ms_to_iso
 from resources.sources.base import (
     FatalSourceError,
     MarketSource,
     RetryableSourceError,
-    SourceError,
     UnsupportedDataError,
 )
 from resources.store import MarketStore
@@ -244,13 +243,3 @@ def window_for(
     days = backfill_days if backfill_days is not None else 365
     return now - days * DAY_MS, now
 
-
-__all__ = [
-    "HOUR_MS",
-    "IngestReport",
-    "SourceError",
-    "SourceSet",
-    "horizon",
-    "ingest_dataset",
-    "window_for",
-]

@@ -150,7 +150,7 @@ def walk_forward(
     emb = wf.embargo_hours * HOUR_MS
     labeled = ~np.isnan(label)
     preds: list[pd.DataFrame] = []
-    rows = []
+    rows: list[dict[str, object]] = []
     gains: list[pd.Series] = []
     for f in folds:
         test = (ts >= f.test_start) & (ts < f.test_end)
