@@ -27,6 +27,7 @@ from cryptoalgo_core.config import SOURCES, ConfigError, load_coins, load_gates,
 from cryptoalgo_core.errors import CryptoalgoError
 from cryptoalgo_core.market.gaps import find_gaps
 from cryptoalgo_core.timeutil import DAY_MS, floor_day, ms_to_date, ms_to_iso, parse_date_ms
+from resources.store import redact_url
 
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -128,7 +129,7 @@ def plan_ingest(
         raise CliError(str(exc)) from exc
     if fam is not None and fam != family_of(source):
         raise CliError(
-            f"the market store {url} holds {fam} data; refusing to mix in {family_of(source)} data "
+            f"the market store {redact_url(url)} holds {fam} data; refusing to mix in {family_of(source)} data "
             f"(use another --db-path or TRADER_DB_PATH)"
         )
     return IngestRequest(
@@ -240,7 +241,7 @@ def data_summary(db_url: str, coins: list[str] | None = None) -> Table:
     from resources.store import MarketStore
 
     store = MarketStore(db_url)
-    table = Table(title=f"market data — {db_url}")
+    table = Table(title=f"market data — {redact_url(db_url)}")
     for col in ("coin", "candles", "first", "last", "gaps", "largest gap h", "rejects", "funding", "OI", "source"):
         table.add_column(col, justify="right" if col not in ("coin", "first", "last", "source") else "left")
     for coin in coins or store.coins():
@@ -430,7 +431,7 @@ def ingest(backfill_only: bool, no_progress: bool, workers: int | None, **kw: An
         sys.exit(EXIT_BAD_INPUT)
     console.print(
         f"ingest {','.join(req.coins)} from {req.source}: {ms_to_iso(req.start_ms)} .. {ms_to_iso(req.end_ms)} "
-        f"into {req.db_url}"
+        f"into {redact_url(req.db_url)}"
     )
     try:
         runs = run_ingest(req, show_progress=not no_progress, workers=workers)
@@ -476,7 +477,7 @@ def features(coins: str | None, db_path: str | None, no_progress: bool, workers:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_BAD_INPUT)
     if missing:
-        err.print(f"[red]error:[/red] no OHLCV stored for {missing} in {url}; run `cryptoalgo ingest` first")
+        err.print(f"[red]error:[/red] no OHLCV stored for {missing} in {redact_url(url)}; run `cryptoalgo ingest` first")
         sys.exit(EXIT_BAD_INPUT)
     runs = run_research(coin_list, url, show_progress=not no_progress, workers=workers)
     console.print(qa_table(coin_list))
@@ -527,7 +528,7 @@ def demo(db_path: str | None, days: int, no_progress: bool, workers: int | None)
     except CliError as exc:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_BAD_INPUT)
-    console.print(f"demo: synthetic market, {len(req.coins)} coins x {days} days -> {req.db_url}")
+    console.print(f"demo: synthetic market, {len(req.coins)} coins x {days} days -> {redact_url(req.db_url)}")
     runs = run_ingest(req, show_progress=not no_progress, workers=workers)
     console.print(data_summary(req.db_url, req.coins))
     code = _report_runs(runs)

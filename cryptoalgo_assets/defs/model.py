@@ -14,6 +14,7 @@ from cryptoalgo_core.features.build import feature_names
 from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
 from cryptoalgo_core.timeutil import ms_to_iso
 from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
+from resources.store import redact_url
 from resources.tracking import run_manifest
 
 
@@ -109,11 +110,15 @@ def backtest(
     art, run = _run_dir(artifacts, coin)
     wfm = art.read_json(*run, "walk_forward.json")
     store = market_store.store()
+    ohlcv = store.load("ohlcv", coin)
+    if ohlcv.empty:
+        raise dg.Failure(f"{coin}: no OHLCV in the market store {redact_url(market_store.url())}; the backtest needs the bars "
+                         f"the model was trained on (same --db-path as `cryptoalgo ingest`)")
     bt = backtest_coin(
         coin,
         art.read_parquet(*run, "predictions.parquet"),
         art.read_parquet("features", f"{coin}.parquet"),
-        store.load("ohlcv", coin),
+        ohlcv,
         store.load("funding", coin),
         profile,
         int(wfm["holdout_start"]),

@@ -164,3 +164,11 @@ def test_demo_runs_through_the_dagster_instance(tmp_path: Path) -> None:
     res = _run(["demo", "--days", "300", "--db-path", str(db), "--no-progress", "--workers", "2"])
     assert res.exit_code == 0
     assert all(store.stats("ohlcv", c)["rows"] == 300 * 24 for c in store.coins())
+
+
+def test_database_password_never_printed() -> None:
+    res = _run(["ingest", "--db-path", "postgresql+psycopg2://trader:s3cret-pw@127.0.0.1:1/nowhere", "--no-progress",
+                "--source", "synthetic"])
+    assert res.exit_code == 2
+    assert "cannot open market store" in res.output
+    assert "s3cret-pw" not in res.output
