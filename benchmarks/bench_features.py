@@ -102,8 +102,8 @@ def run_pipeline(
 ) -> tuple[dict[str, float], list[str]]:
     """features -> labels -> dataset -> QA for every coin of the panel; per-stage seconds and failed QA checks."""
     from cryptoalgo_core.data_qa import qa_report
-    from cryptoalgo_core.dataset import build_ml_dataset, labels_for_coin
     from cryptoalgo_core.features.build import build_features, feature_names
+    from cryptoalgo_core.features.dataset import build_ml_dataset, labels_for_coin
 
     coins = panel.coins
     names = {c: feature_names(coins, c, specs[c].features) for c in coins}
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace, cold_dir: str | None) -> int:
     import pandas as pd
 
     from cryptoalgo_core.config import load_coins, load_gates, resolve_coins
-    from cryptoalgo_core.dataset import labels_for_coin
+    from cryptoalgo_core.features.dataset import labels_for_coin
     from cryptoalgo_core.synthetic import calendar_bounds, load_synthetic_config
 
     import_s = time.perf_counter() - t_imp

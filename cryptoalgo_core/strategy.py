@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cryptoalgo_core.profile import CoinProfile
+from cryptoalgo_core.config.profile import CoinProfile
 from cryptoalgo_core.timeutil import HOUR_MS
 
 TREND_CODE = {"down": 0.0, "chop": 1.0, "up": 2.0}
@@ -74,12 +74,6 @@ def build_signals(
         size = np.minimum(s.max_fraction, target_h / rv) * s.position_scale
     size = np.where(np.isfinite(size), size, 0.0)
     return Signals(grid_ts, signal, rv, size, f["regime_state"].to_numpy(float), funnel)
-
-
-def to_grid(ohlcv: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
-    """OHLCV on the full hourly grid [start, end) (NaN rows for missing hours)."""
-    grid = np.arange(start_ms, end_ms, HOUR_MS, dtype=np.int64)
-    return pd.DataFrame({"ts": grid}).merge(ohlcv[["ts", "open", "high", "low", "close"]], on="ts", how="left")
 
 
 def funding_on_grid(grid_ts: np.ndarray, funding: pd.DataFrame) -> np.ndarray:

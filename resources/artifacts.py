@@ -1,4 +1,9 @@
-"""Artifacts under TRADER_DATA_DIR (default ./data): atomic writes, so a killed run never leaves half a file."""
+"""Artifacts under TRADER_DATA_DIR (default ./data): atomic writes, so a killed run never leaves half a file.
+
+Each write goes to a unique temporary file next to the target, which then replaces the target
+(os.replace). The temporary file is created with mode 0o666 filtered by the process umask, exactly like
+a plain open(path, "w") would (tempfile.mkstemp would make every artifact 0600, unreadable to others).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ class ArtifactStore:
 
     def _atomic(self, target: Path, write: Any) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = _create_temp(target)
         os.close(fd)
         try:
             write(Path(tmp))
@@ -71,6 +76,18 @@ class ArtifactStore:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new, empty, uniquely named file beside `target`; mode 0o666 & ~umask (the kernel applies it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file for {target}")
 
 
 def _jsonable(v: Any) -> Any:

@@ -60,6 +60,38 @@ class ProjectConfigResource(dg.ConfigurableResource):
         d = self._dir()
         return load_gates(d / "gates.yaml" if d else None)
 
+    def basket(self) -> list[str]:
+        """The coins behind the shared market features (coins.yaml `basket`, default: every coin)."""
+        from cryptoalgo_core.config import load_basket
+
+        d = self._dir()
+        return load_basket(d / "coins.yaml" if d else None)
+
+    def panel_coins(self, coin: str) -> list[str]:
+        """The market panel a coin's features are built from: the basket, plus the coin itself."""
+        basket = self.basket()
+        return basket if coin in basket else [*basket, coin]
+
+
+class ResearchResource(dg.ConfigurableResource):
+    """The research window: every research stage (features, labels, QA, model, backtest) sees only market data
+    in [start, end). Empty = the whole stored history. Dates are UTC 'YYYY-MM-DD' (or ISO datetimes)."""
+
+    start: str = ""
+    end: str = ""
+
+    def window(self) -> tuple[int | None, int | None]:
+        from cryptoalgo_core.timeutil import parse_date_ms
+
+        try:
+            lo = parse_date_ms(self.start) if self.start else None
+            hi = parse_date_ms(self.end) if self.end else None
+        except ValueError as exc:
+            raise ConfigError(f"research window: {exc}") from exc
+        if lo is not None and hi is not None and hi <= lo:
+            raise ConfigError(f"research window: end {self.end} must be after start {self.start}")
+        return lo, hi
+
 
 class MarketSourceResource(dg.ConfigurableResource):
     """Which source feeds the raw assets. Empty fields fall back to the environment, then config:
@@ -103,7 +135,14 @@ class ArtifactsResource(dg.ConfigurableResource):
         return ArtifactStore(self.data_dir or None)
 
     def cohort_name(self) -> str:
-        name = self.cohort or os.environ.get("CRYPTOALGO_COHORT", "") or "default"
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"cohort {name!r}: use letters, digits, '-' and '_' only")
-        return name
+        return validate_cohort(self.cohort or os.environ.get("CRYPTOALGO_COHORT", "") or "default")
+
+
+def validate_cohort(name: str) -> str:
+    """A cohort is one directory under data/runs/: letters, digits, '-', '_' and '.', never a path."""
+    ok = bool(name) and len(name) <= 100 and name not in (".", "..") and all(
+        ch.isalnum() or ch in "-_." for ch in name) and not name.startswith(".")
+    if not ok:
+        raise ConfigError(f"cohort {name!r}: use 1-100 letters, digits, '-', '_' or '.' (it names a directory "
+                          f"under data/runs/ and may not be a path)")
+    return name

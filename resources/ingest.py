@@ -1,16 +1,25 @@
 """Ingestion service: fetch what the store is missing from a source, validate, write page by page.
 
 Used by the Dagster assets (one call per coin x dataset x run) and by benchmarks; no dagster import.
-Per fetched page: validate -> (clean, rejects) -> one transaction (upsert rows, rejects, coverage).
-A re-run only asks the source for windows not yet covered for this source family.
+Per fetched page: duplicate timestamps -> validate -> (clean, rejects) -> one transaction (upsert rows,
+rejects, coverage). A re-run only asks the source for windows not yet covered for this source family.
+
+Duplicate timestamps in a page (`split_duplicate_ts`, before validation): rows of one ts that are
+identical (on the dataset's columns) collapse to one, counted in `IngestReport.duplicates_collapsed`;
+rows of one ts that DISAGREE are all kept out of the clean table and recorded as one reject per ts with
+reason `duplicate_ts_conflicting_values` and every version in the payload: which one is right is
+unknown, so none is picked. (The validators' own dedupe then only ever sees unique timestamps.)
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cryptoalgo_core.config import CoinSpec, SourcesConfig
@@ -22,6 +31,9 @@ from cryptoalgo_core.market.validate import (
 )
 from cryptoalgo_core.timeutil import DAY_MS, floor_hour, ms_to_iso
 from resources.sources.base import (
+    FUNDING_COLUMNS,
+    OHLCV_COLUMNS,
+    OI_COLUMNS,
     FatalSourceError,
     MarketSource,
     RetryableSourceError,
@@ -33,6 +45,8 @@ LogFn = Callable[[str], None]
 ProgressFn = Callable[[str, str, int, int], None]  # coin, kind, done_ms, total_ms
 
 CHUNK_MS = 30 * DAY_MS  # page size for sources without native pagination (replay, synthetic)
+DUPLICATE_CONFLICT = "duplicate_ts_conflicting_values"
+FRAME_COLUMNS = {"ohlcv": OHLCV_COLUMNS, "funding": FUNDING_COLUMNS, "open_interest": OI_COLUMNS}
 
 
 class SourceSet:
@@ -127,6 +141,80 @@ class IngestReport:
         }
 
 
+@dataclass(frozen=True)
+class DuplicateSplit:
+    frame: pd.DataFrame  # the page with one row per ts: identical repeats collapsed, conflicting ts removed
+    rejects: pd.DataFrame  # ts, reason, payload: one row per conflicting ts (payload: every version)
+    collapsed: int  # identical repeated rows dropped
+
+
+def _empty_rejects() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"ts": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object"), "payload": pd.Series(dtype="object")}
+    )
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(float(v)) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if v is None or v is pd.NA or isinstance(v, (int, str, bool)):
+        return v
+    return str(v)
+
+
+def split_duplicate_ts(kind: str, frame: pd.DataFrame) -> DuplicateSplit:
+    """Collapse identical rows of one ts; turn a ts whose rows disagree into one reject (see module doc).
+
+    Rows are compared on the dataset's columns (base.OHLCV_COLUMNS / FUNDING_COLUMNS / OI_COLUMNS that
+    the frame has), NaN equal to NaN. Rows without a usable ts are left to the validators. Among
+    identical rows the last one is kept; row order is otherwise unchanged.
+    """
+    if frame.empty or "ts" not in frame.columns:
+        return DuplicateSplit(frame, _empty_rejects(), 0)
+    ts = frame["ts"]
+    repeated = ts.duplicated(keep=False) & ts.notna()
+    if not repeated.any():
+        return DuplicateSplit(frame, _empty_rejects(), 0)
+    cols = [c for c in FRAME_COLUMNS[kind] if c in frame.columns]
+    rep = frame.loc[repeated, cols]
+    versions = rep.drop_duplicates().groupby("ts", sort=False).size()
+    conflicting = versions.index[versions > 1]
+    in_conflict = ts.isin(conflicting) & repeated
+    identical_repeat = ts.duplicated(keep="last") & repeated & ~in_conflict
+    kept = frame.loc[~in_conflict & ~identical_repeat].reset_index(drop=True)
+    if len(conflicting):
+        bad = frame.loc[in_conflict, cols]
+        payloads = []
+        for t, rows in bad.groupby("ts", sort=True):
+            payloads.append(
+                (
+                    int(t),
+                    json.dumps(
+                        {
+                            "ts": int(t),
+                            "versions": [
+                                {k: _json_value(v) for k, v in r.items() if k != "ts"}
+                                for r in rows.to_dict("records")
+                            ],
+                        },
+                        sort_keys=True,
+                    ),
+                )
+            )
+        rejects = pd.DataFrame(
+            {
+                "ts": np.array([t for t, _ in payloads], dtype="int64"),
+                "reason": [DUPLICATE_CONFLICT] * len(payloads),
+                "payload": [text for _, text in payloads],
+            }
+        )
+    else:
+        rejects = _empty_rejects()
+    return DuplicateSplit(kept, rejects, int(identical_repeat.sum()))
+
+
 def _validate(kind: str, df: pd.DataFrame, funding_abs_max: float) -> ValidationResult:
     if kind == "ohlcv":
         return validate_ohlcv(df)
@@ -192,17 +280,19 @@ def ingest_dataset(
             try:
                 src = sources.get(name)
                 for p_start, p_end, frame in _pages(src, kind, symbol, cursor, w_end):
-                    res = _validate(kind, frame, funding_abs_max)
-                    wr = store.write_batch(kind, coin.name, label, res.clean, res.rejects, coverage=(p_start, p_end))
+                    dup = split_duplicate_ts(kind, frame)
+                    res = _validate(kind, dup.frame, funding_abs_max)
+                    rejects = res.rejects if dup.rejects.empty else pd.concat([res.rejects, dup.rejects])
+                    wr = store.write_batch(kind, coin.name, label, res.clean, rejects, coverage=(p_start, p_end))
                     report.pages += 1
                     report.rows_written += wr.written
                     report.rejected += wr.rejected
-                    report.duplicates_collapsed += res.duplicates
+                    report.duplicates_collapsed += res.duplicates + dup.collapsed
                     if label not in report.sources_used and wr.written:
                         report.sources_used.append(label)
-                    if res.n_rejects:
-                        log(f"{coin.name} {kind}: {res.n_rejects} row(s) rejected in {ms_to_iso(p_start)}..: "
-                            f"{sorted(set(res.rejects['reason']))}")
+                    if len(rejects):
+                        log(f"{coin.name} {kind}: {len(rejects)} row(s) rejected in {ms_to_iso(p_start)}..: "
+                            f"{sorted(set(rejects['reason']))}")
                     done += p_end - max(cursor, p_start)
                     cursor = p_end
                     if progress:

@@ -23,7 +23,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRADER_DB_URL", raising=False)
     monkeypatch.delenv("CRYPTOALGO_SOURCE", raising=False)
     (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
 
 
 @pytest.fixture

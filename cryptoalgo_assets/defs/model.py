@@ -1,38 +1,38 @@
 """Model stage: `walk_forward_model` (purged walk-forward XGBoost, calibrated) and `backtest` (cost-aware
-engine, edge decomposition, exit diagnostics) per coin. Files under data/runs/<cohort>/<COIN>/."""
+engine, edge decomposition, exit diagnostics) per coin, and the model job. Files under data/runs/<cohort>/<COIN>/.
+"""
 
-import json
+
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 import numpy as np
 
-from cryptoalgo_assets.defs.research_data import _RAW, COINS, data_qa, features, ml_dataset
-from cryptoalgo_core.backtest.html import render_report
-from cryptoalgo_core.backtest.report import backtest_coin
-from cryptoalgo_core.features.build import feature_names
-from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
+from cryptoalgo_assets.defs.data_qa import blocking_failures, data_qa
+from cryptoalgo_assets.defs.features import COINS, RAW, features, ml_dataset
 from cryptoalgo_core.timeutil import ms_to_iso
-from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
+from resources.dagster_resources import (
+    ArtifactsResource,
+    MarketStoreResource,
+    ProjectConfigResource,
+    ResearchResource,
+)
 from resources.store import redact_url
 from resources.tracking import run_manifest
+
+TRAINING_POOL = "model_training"  # dagster_home/dagster.yaml caps concurrent training steps across runs
 
 
 class WalkForwardConfig(dg.Config):
     holdout_days: int = -1  # -1: the coin profile's walk_forward.holdout_days
 
 
-def _run_dir(artifacts: ArtifactsResource, coin: str) -> tuple[Any, tuple[str, str, str]]:
-    return artifacts.store(), ("runs", artifacts.cohort_name(), coin)
-
-
 def qa_gate(art: Any, coin: str) -> None:
     """Refuse to train on data whose blocking QA failed (also when this run did not include data_qa)."""
-    path = art.path("qa", f"{coin}.json")
-    if not path.exists():
-        raise dg.Failure(f"{coin}: no data QA report at {path}; materialize data_qa first (cryptoalgo features)")
-    checks = json.loads(path.read_text())["checks"]
-    failed = [k for k, v in checks.items() if not v["passed"] and v["severity"] == "ERROR"]
+    failed = blocking_failures(art, coin)
+    if failed is None:
+        raise dg.Failure(f"{coin}: no data QA report; materialize data_qa first (cryptoalgo features)")
     if failed:
         raise dg.Failure(f"{coin}: blocking data QA failed ({', '.join(failed)}); fix the data before training")
 
@@ -42,27 +42,29 @@ def qa_gate(art: Any, coin: str) -> None:
     deps=[ml_dataset, data_qa],
     group_name="model",
     kinds={"xgboost", "parquet"},
+    pool=TRAINING_POOL,
     description="Purged, embargoed walk-forward XGBoost with calibrated probabilities; the holdout is untouched.",
 )
 def walk_forward_model(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,
     project: ProjectConfigResource,
+    research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
-    coin = context.partition_key
-    coins = project.coins()
-    profile = coins[coin].profile
-    wf = profile.walk_forward
-    if config.holdout_days >= 0:
-        from dataclasses import replace
+    from cryptoalgo_core.features.plan import FeaturePlan
+    from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
 
-        wf = replace(wf, holdout_days=config.holdout_days)
-    art, run = _run_dir(artifacts, coin)
+    coin = context.partition_key
+    profile = project.coins()[coin].profile
+    wf = profile.walk_forward if config.holdout_days < 0 else replace(profile.walk_forward, holdout_days=config.holdout_days)
+    art, run = artifacts.store(), ("runs", artifacts.cohort_name(), coin)
     qa_gate(art, coin)
     ds = art.read_parquet("ml", f"{coin}.parquet")
-    names = feature_names(list(coins), coin, coins[coin].features)
-    res = walk_forward(ds, names, wf, profile.model)
+    lo, hi = research.window()
+    ds = ds[(ds["ts"] >= (lo if lo is not None else -(2**62))) & (ds["ts"] < (hi if hi is not None else 2**62))]
+    names = list(FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json")).names)
+    res = walk_forward(ds.reset_index(drop=True), names, wf, profile.model)
     if res.predictions.empty:
         raise dg.Failure(f"{coin}: no out-of-sample predictions (too little data before the holdout?)")
     art.write_parquet(res.predictions, *run, "predictions.parquet")
@@ -74,7 +76,8 @@ def walk_forward_model(
                              res.predictions["p_dir"].to_numpy(float))
     meta = {"holdout_start": res.holdout_start, "holdout_days": wf.holdout_days, "features": names,
             "folds": int((res.folds.get("skipped", "") == "").sum()), "directional_auc": auc,
-            "brier": cal["brier"], "model": profile.model.__dict__, "walk_forward": wf.__dict__}
+            "brier": cal["brier"], "model": profile.model.__dict__, "walk_forward": wf.__dict__,
+            "window": {"start": lo, "end": hi}}
     art.write_json(meta, *run, "walk_forward.json")
     top = res.importance.head(10)
     return dg.MaterializeResult(
@@ -94,7 +97,7 @@ def walk_forward_model(
 
 @dg.asset(
     partitions_def=COINS,
-    deps=[walk_forward_model, features, _RAW["ohlcv"], _RAW["funding"]],
+    deps=[walk_forward_model, features, RAW["ohlcv"], RAW["funding"]],
     group_name="model",
     kinds={"numba", "csv"},
     description="Cost-aware backtest of the out-of-sample signals: edge decomposition and exit diagnostics.",
@@ -103,26 +106,24 @@ def backtest(
     context: dg.AssetExecutionContext,
     market_store: MarketStoreResource,
     project: ProjectConfigResource,
+    research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
+    from cryptoalgo_core.backtest.html import render_report
+    from cryptoalgo_core.backtest.report import backtest_coin
+
     coin = context.partition_key
     profile = project.coins()[coin].profile
-    art, run = _run_dir(artifacts, coin)
+    art, run = artifacts.store(), ("runs", artifacts.cohort_name(), coin)
     wfm = art.read_json(*run, "walk_forward.json")
     store = market_store.store()
-    ohlcv = store.load("ohlcv", coin)
+    lo, hi = research.window()
+    ohlcv = store.load("ohlcv", coin, lo, hi)
     if ohlcv.empty:
-        raise dg.Failure(f"{coin}: no OHLCV in the market store {redact_url(market_store.url())}; the backtest needs the bars "
-                         f"the model was trained on (same --db-path as `cryptoalgo ingest`)")
-    bt = backtest_coin(
-        coin,
-        art.read_parquet(*run, "predictions.parquet"),
-        art.read_parquet("features", f"{coin}.parquet"),
-        ohlcv,
-        store.load("funding", coin),
-        profile,
-        int(wfm["holdout_start"]),
-    )
+        raise dg.Failure(f"{coin}: no OHLCV in the market store {redact_url(market_store.url())}; the backtest needs "
+                         f"the bars the model was trained on (same --db-path as `cryptoalgo ingest`)")
+    bt = backtest_coin(coin, art.read_parquet(*run, "predictions.parquet"), art.read_parquet("features", f"{coin}.parquet"),
+                       ohlcv, store.load("funding", coin, lo, hi), profile, int(wfm["holdout_start"]))
     art.write_csv(bt.trades, *run, "trades.csv")
     art.write_json(bt.diagnostics, *run, "diagnostics.json")
     report = art.write_text(render_report(bt.diagnostics, bt.result.equity), *run, "report.html")
@@ -158,7 +159,7 @@ def backtest(
 
 
 def _ratio_md(r: float) -> str:
-    return f"{r:.2f}" if np.isfinite(r) else "no gross edge"
+    return f"{r:.2f}" if np.isfinite(r) else "n/a"
 
 
 def edge_markdown(d: dict[str, Any]) -> str:
@@ -173,4 +174,13 @@ def edge_markdown(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MODEL_JOB = "model_job"
 ASSETS = [walk_forward_model, backtest]
+model_job = dg.define_asset_job(
+    MODEL_JOB,
+    selection=dg.AssetSelection.assets(*[a.key for a in ASSETS]),
+    executor_def=dg.in_process_executor,
+    description="Walk-forward model and cost-aware backtest for one coin.",
+)
+
+defs = dg.Definitions(assets=ASSETS, jobs=[model_job])

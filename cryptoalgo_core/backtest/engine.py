@@ -84,7 +84,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cryptoalgo_core import metrics
 from cryptoalgo_core.backtest import kernels as K
+from cryptoalgo_core.grid import check_hourly
 from cryptoalgo_core.timeutil import HOUR_MS
 
 __all__ = [
@@ -181,16 +183,9 @@ class BacktestResult:
         """Headline numbers. Means/rates over trades are NaN when there are no trades."""
         t = self.trades
         n = len(t)
-        eq = self.equity
-        if eq.size:
-            peak = np.maximum.accumulate(np.maximum(eq, 1.0))
-            mdd = float(np.max(1.0 - eq / peak))
-        else:
-            mdd = 0.0
-        final = float(math.exp(self.log_return)) if math.isfinite(self.log_return) else 0.0
         out: dict[str, float | int] = {
             "n_trades": n,
-            "total_return": final - 1.0,
+            "total_return": metrics.total_return_from_log(self.log_return),
             "log_return": float(self.log_return),
             "net_bps_mean": float(t["net"].mean() * 1e4) if n else math.nan,
             "gross_bps_mean": float(t["gross"].mean() * 1e4) if n else math.nan,
@@ -199,7 +194,7 @@ class BacktestResult:
             "funding_bps_mean": float(t["funding"].mean() * 1e4) if n else math.nan,
             "win_rate": float((t["net"] > 0).mean()) if n else math.nan,
             "hold_hours_mean": float(t["hold_hours"].mean()) if n else math.nan,
-            "max_drawdown": mdd,
+            "max_drawdown": metrics.max_drawdown(self.equity, initial=1.0),
             "max_drawdown_realized": float(self.max_drawdown_realized),
         }
         counts = t["exit_reason"].value_counts() if n else pd.Series(dtype="int64")
@@ -229,16 +224,8 @@ def _prepare(
     size: np.ndarray,
     funding_rate: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    t = np.ascontiguousarray(np.asarray(ts, dtype=np.int64))
-    if t.ndim != 1:
-        raise ValueError(f"ts must be 1-d, got shape {t.shape}")
+    t = np.ascontiguousarray(check_hourly(ts))
     n = t.shape[0]
-    if n > 1 and not np.all(np.diff(t) == HOUR_MS):
-        bad = int(np.argmax(np.diff(t) != HOUR_MS))
-        raise ValueError(
-            f"ts must be a full hourly grid (+{HOUR_MS} ms per row); row {bad + 1} steps by "
-            f"{int(t[bad + 1] - t[bad])} ms (reindex onto the grid with NaN bars first)"
-        )
     sig_raw = np.asarray(signal)
     if sig_raw.ndim != 1 or sig_raw.shape[0] != n:
         raise ValueError(f"signal must be 1-d with {n} rows, got shape {sig_raw.shape}")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from cryptoalgo_core.metrics import drawdown_series
+
 
 def _polyline(y: np.ndarray, w: int, h: int, lo: float, hi: float) -> str:
     if y.size < 2 or not np.isfinite(y).any():
@@ -23,7 +25,7 @@ def equity_svg(equity: np.ndarray, w: int = 900, h: int = 220) -> str:
     eq = eq[np.isfinite(eq)]
     if eq.size < 2:
         return "<p>no equity curve</p>"
-    dd = eq / np.maximum.accumulate(eq) - 1.0
+    dd = drawdown_series(eq)
     lo, hi = float(eq.min()), float(eq.max())
     return (
         f'<svg width="{w}" height="{h + 120}" xmlns="http://www.w3.org/2000/svg" font-size="11">'

@@ -10,15 +10,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptoalgo_core import metrics
 from cryptoalgo_core.backtest.engine import BacktestResult, EngineParams, run_backtest
+from cryptoalgo_core.config.profile import CoinProfile
+from cryptoalgo_core.grid import hourly_grid, reindex_on_grid
 from cryptoalgo_core.model.walkforward import calibration_report, directional_auc
-from cryptoalgo_core.profile import CoinProfile
-from cryptoalgo_core.strategy import Signals, build_signals, funding_on_grid, to_grid
+from cryptoalgo_core.strategy import Signals, build_signals, funding_on_grid
 from cryptoalgo_core.timeutil import HOUR_MS, ms_to_iso
 
 REASONS = ("stop_loss", "take_profit", "time", "signal", "end")
 VOL_NAMES = {0: "low_vol", 1: "mid_vol", 2: "high_vol"}
 TREND_NAMES = {0: "down", 1: "chop", 2: "up"}
+HOURS_PER_YEAR = 24 * 365
 
 
 def engine_params(profile: CoinProfile) -> EngineParams:
@@ -58,7 +61,7 @@ def backtest_coin(
     if predictions.empty:
         raise ValueError(f"{coin}: no out-of-sample predictions to backtest")
     start = int(predictions["ts"].min())
-    bars = to_grid(ohlcv, start, end_ms)
+    bars = reindex_on_grid(ohlcv, hourly_grid(start, end_ms), ["open", "high", "low", "close"])
     grid = bars["ts"].to_numpy(np.int64)
     sig = build_signals(grid, predictions, features, profile)
     fund = funding_on_grid(grid, funding)
@@ -146,10 +149,11 @@ def diagnostics(
         np.where(label == 1, 1.0, np.where(label == -1, 0.0, np.nan)), predictions["p_dir"].to_numpy(float)
     )
     summ = res.summary()
-    years = max((end_ms - start) / (365 * 24 * HOUR_MS), 1e-9)
+    years = max((end_ms - start) / (HOURS_PER_YEAR * HOUR_MS), 1e-9)
     eq = res.equity[np.isfinite(res.equity)]
-    rets = np.diff(np.log(eq)) if eq.size > 1 else np.array([])
-    sharpe = float(rets.mean() / rets.std() * np.sqrt(24 * 365)) if rets.size > 1 and rets.std() > 0 else 0.0
+    # hourly log returns, population std (ddof=0) as this report has always used; 0.0 where undefined
+    sharpe = metrics.annualised_sharpe(metrics.log_returns(eq), HOURS_PER_YEAR, ddof=0)
+    sharpe = sharpe if np.isfinite(sharpe) else 0.0
     return {
         "coin": coin,
         "window": {"start": ms_to_iso(start), "end": ms_to_iso(end_ms), "years": round(years, 3)},

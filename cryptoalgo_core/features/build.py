@@ -27,6 +27,7 @@ from cryptoalgo_core.features.registry import (
     registry,
     selected,
 )
+from cryptoalgo_core.grid import hourly_grid, reindex_on_grid
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
 
 FUNDING_STALE_MS = 24 * HOUR_MS
@@ -70,16 +71,12 @@ def _std(x: pd.Series, w: int) -> pd.Series:
     return x.rolling(w, min_periods=_minp(w)).std()
 
 
-def _grid(panel: MarketPanel, coin: str) -> np.ndarray:
+def _coin_grid(panel: MarketPanel, coin: str) -> np.ndarray:
+    """The coin's full hourly grid from its first to its last bar (empty without bars)."""
     ts = panel.ohlcv[coin]["ts"].to_numpy(np.int64)
     if ts.size == 0:
         return ts
-    return np.arange(ts.min(), ts.max() + HOUR_MS, HOUR_MS, dtype=np.int64)
-
-
-def _on_grid(df: pd.DataFrame, grid: np.ndarray, cols: list[str]) -> pd.DataFrame:
-    g = pd.DataFrame({"ts": grid})
-    return g.merge(df[["ts", *cols]], on="ts", how="left")
+    return hourly_grid(int(ts.min()), int(ts.max()) + HOUR_MS)
 
 
 def _asof(events: pd.DataFrame | None, col: str, known_at: np.ndarray, stale_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +97,7 @@ def _asof(events: pd.DataFrame | None, col: str, known_at: np.ndarray, stale_ms:
 def _coin_returns(panel: MarketPanel, grid: np.ndarray) -> dict[str, pd.Series]:
     out = {}
     for c, df in panel.ohlcv.items():
-        close = _on_grid(df, grid, ["close"])["close"]
+        close = reindex_on_grid(df, grid, ["close"])["close"]
         out[c] = np.log(close).diff()
     return out
 
@@ -109,10 +106,10 @@ def build_features(panel: MarketPanel, coin: str, selection: FeatureSelection | 
     """Features of `coin` from the panel. Columns: ts, <features...>, warmup. One row per existing bar."""
     sel = selection or FeatureSelection()
     specs = selected(registry(panel.coins, coin), sel)
-    grid = _grid(panel, coin)
+    grid = _coin_grid(panel, coin)
     if grid.size == 0:
         return pd.DataFrame({"ts": pd.Series(dtype="int64"), "warmup": pd.Series(dtype=bool)})
-    bars = _on_grid(panel.ohlcv[coin], grid, ["open", "high", "low", "close", "volume"])
+    bars = reindex_on_grid(panel.ohlcv[coin], grid, ["open", "high", "low", "close", "volume"])
     present = bars["close"].notna().to_numpy()
     close, high, low = bars["close"], bars["high"], bars["low"]
     r = np.log(close).diff()

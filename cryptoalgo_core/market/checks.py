@@ -1,37 +1,41 @@
-"""Market-data quality checks as pure functions: data in, CheckOutcome out.
+"""Market-data quality checks as pure functions: data in, :class:`~cryptoalgo_core.checks.CheckOutcome` out.
 
 The Dagster layer turns each outcome into an AssetCheckResult; thresholds come from config/gates.yaml.
-Severity: "ERROR" blocks downstream assets, "WARN" is shown but does not block.
+Severity (:class:`~cryptoalgo_core.checks.Severity`): ERROR blocks downstream assets, WARN is shown but does not
+block.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cryptoalgo_core.config import MarketDataGates
+from cryptoalgo_core.checks import CheckOutcome, Severity
+from cryptoalgo_core.config.gates import MarketDataGates
 from cryptoalgo_core.market.gaps import find_gaps
 from cryptoalgo_core.market.validate import validate_funding, validate_ohlcv, validate_open_interest
 from cryptoalgo_core.timeutil import HOUR_MS, ms_to_iso
 
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    severity: str  # "ERROR" | "WARN" (meaningful when not passed)
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+__all__ = [
+    "continuity",
+    "freshness",
+    "funding_plausible",
+    "infer_step_ms",
+    "no_duplicates",
+    "ohlc_invariants",
+    "oi_valid",
+    "reconcile_closes",
+    "summary_markdown",
+]
 
 
 def no_duplicates(dup_keys: int) -> CheckOutcome:
     return CheckOutcome(
         "no_duplicate_keys",
         dup_keys == 0,
-        "ERROR",
+        Severity.ERROR,
         "no (coin, ts) stored twice" if dup_keys == 0 else f"{dup_keys} (coin, ts) key(s) stored more than once",
         {"duplicate_keys": dup_keys},
     )
@@ -50,11 +54,11 @@ def continuity(
     rep = find_gaps(ts, start, end_ms, step_ms)
     largest_h = rep.largest * step_ms // HOUR_MS
     if largest_h >= gates.gap_error_hours:
-        passed, sev = False, "ERROR" if can_error else "WARN"
+        passed, sev = False, Severity.ERROR if can_error else Severity.WARN
     elif largest_h >= gates.gap_warn_hours and rep.n_gaps:
-        passed, sev = False, "WARN"
+        passed, sev = False, Severity.WARN
     else:
-        passed, sev = True, "WARN"
+        passed, sev = True, Severity.WARN
     top = sorted(rep.gaps, key=lambda g: -g.missing)[:10]
     return CheckOutcome(
         name,
@@ -78,13 +82,13 @@ def ohlc_invariants(stored: pd.DataFrame, rejects_in_window: int) -> CheckOutcom
     res = validate_ohlcv(stored[["ts", "open", "high", "low", "close", "volume"]])
     bad_stored = res.n_rejects
     if bad_stored:
-        passed, sev = False, "ERROR"
+        passed, sev = False, Severity.ERROR
         desc = f"{bad_stored} stored candle(s) break OHLC invariants"
     elif rejects_in_window:
-        passed, sev = False, "WARN"
+        passed, sev = False, Severity.WARN
         desc = f"{rejects_in_window} malformed candle(s) quarantined in the rejects table (not in the clean table)"
     else:
-        passed, sev, desc = True, "WARN", "all candles finite, prices > 0, low <= min(o,c), high >= max(o,c), volume >= 0"
+        passed, sev, desc = True, Severity.WARN, "all candles finite, prices > 0, low <= min(o,c), high >= max(o,c), volume >= 0"
     return CheckOutcome(
         "ohlc_invariants", passed, sev, desc, {"bad_stored_rows": bad_stored, "rejected_rows": rejects_in_window}
     )
@@ -93,13 +97,13 @@ def ohlc_invariants(stored: pd.DataFrame, rejects_in_window: int) -> CheckOutcom
 def freshness(last_ts: int | None, now_ms: int, gates: MarketDataGates, bar_ms: int = HOUR_MS) -> CheckOutcome:
     """Newest candle's close vs the source's now."""
     if last_ts is None:
-        return CheckOutcome("freshness", False, "WARN", "no data stored", {"age_hours": None})
+        return CheckOutcome("freshness", False, Severity.WARN, "no data stored", {"age_hours": None})
     age_h = (now_ms - (last_ts + bar_ms)) / HOUR_MS
     ok = age_h <= gates.freshness_warn_hours
     return CheckOutcome(
         "freshness",
         ok,
-        "WARN",
+        Severity.WARN,
         f"newest bar closed {age_h:.1f} h before the source's now (warn > {gates.freshness_warn_hours} h)",
         {"age_hours": round(float(age_h), 2), "last_ts": ms_to_iso(last_ts), "source_now": ms_to_iso(now_ms)},
     )
@@ -119,23 +123,23 @@ def funding_plausible(stored: pd.DataFrame, rejects_in_window: int, gates: Marke
         return CheckOutcome(
             "funding_plausible",
             False,
-            "ERROR",
+            Severity.ERROR,
             f"{rejects_in_window} funding rate(s) rejected as non-finite or |rate| > {gates.funding_abs_max:g}",
             meta,
         )
-    return CheckOutcome("funding_plausible", True, "ERROR", f"all |rate| <= {gates.funding_abs_max:g}", meta)
+    return CheckOutcome("funding_plausible", True, Severity.ERROR, f"all |rate| <= {gates.funding_abs_max:g}", meta)
 
 
 def oi_valid(stored: pd.DataFrame, rejects_in_window: int) -> CheckOutcome:
     res = validate_open_interest(stored[["ts", "value", "unit"]]) if len(stored) else None
     bad = res.n_rejects if res is not None else 0
     if bad:
-        return CheckOutcome("oi_valid", False, "ERROR", f"{bad} stored OI row(s) invalid", {"bad_stored_rows": bad})
+        return CheckOutcome("oi_valid", False, Severity.ERROR, f"{bad} stored OI row(s) invalid", {"bad_stored_rows": bad})
     if rejects_in_window:
         return CheckOutcome(
-            "oi_valid", False, "WARN", f"{rejects_in_window} OI row(s) quarantined", {"rejected_rows": rejects_in_window}
+            "oi_valid", False, Severity.WARN, f"{rejects_in_window} OI row(s) quarantined", {"rejected_rows": rejects_in_window}
         )
-    return CheckOutcome("oi_valid", True, "WARN", "all OI values finite and >= 0", {"rows": len(stored)})
+    return CheckOutcome("oi_valid", True, Severity.WARN, "all OI values finite and >= 0", {"rows": len(stored)})
 
 
 def infer_step_ms(ts: np.ndarray | list[int], default: int) -> int:
@@ -153,7 +157,7 @@ def reconcile_closes(primary: pd.DataFrame, secondary: pd.DataFrame, tolerance_b
     m = primary[["ts", "close"]].merge(secondary[["ts", "close"]], on="ts", suffixes=("_p", "_s"))
     if m.empty:
         return CheckOutcome(
-            "source_reconciliation", True, "WARN", "no overlapping candles to compare", {"overlap": 0}
+            "source_reconciliation", True, Severity.WARN, "no overlapping candles to compare", {"overlap": 0}
         )
     diff_bps = (m["close_p"] / m["close_s"] - 1.0).abs() * 1e4
     med = float(diff_bps.median())
@@ -162,14 +166,10 @@ def reconcile_closes(primary: pd.DataFrame, secondary: pd.DataFrame, tolerance_b
     return CheckOutcome(
         "source_reconciliation",
         ok,
-        "WARN",
+        Severity.WARN,
         f"median |close diff| {med:.1f} bps over {len(m)} candles (max {mx:.1f}; tolerance {tolerance_bps:g})",
         {"overlap": len(m), "median_diff_bps": round(med, 2), "max_diff_bps": round(mx, 2)},
     )
-
-
-def skipped(name: str, why: str) -> CheckOutcome:
-    return CheckOutcome(name, True, "WARN", f"skipped: {why}", {"skipped": True})
 
 
 def summary_markdown(title: str, rows: dict[str, Any], outcomes: list[CheckOutcome]) -> str:

@@ -81,7 +81,10 @@ def _split(df: pd.DataFrame, reasons: pd.Series, keep_cols: list[str]) -> tuple[
 
 
 def _add_reason(reasons: pd.Series, mask: pd.Series | np.ndarray, text: str) -> pd.Series:
-    mask = pd.Series(np.asarray(mask, dtype=bool), index=reasons.index)
+    arr = np.asarray(mask, dtype=bool)
+    if not arr.any():  # the common case (clean data) stays cheap: no string work at all
+        return reasons
+    mask = pd.Series(arr, index=reasons.index)
     add = mask & (reasons == "")
     both = mask & (reasons != "")
     reasons = reasons.copy()

@@ -30,7 +30,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from cryptoalgo_core.profile import ModelParams, WalkForwardParams
+from cryptoalgo_core.config.profile import ModelParams, WalkForwardParams
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
 
 MIN_FIT_ROWS = 200

@@ -6,6 +6,13 @@ Layout (the layout of ../shared/data/real/):
     <dir>/open_interest/<SYMBOL>.csv[.gz] | .parquet  columns ts, open_interest (USD) [, bar_date]
                                                   (or ts, value[, unit])
 `ts` is epoch milliseconds UTC. "Now" is the close of the last candle found in the OHLCV files.
+
+Files are read with polars (CSV, gzip-compressed CSV, Parquet) and handed on as the pandas frames of the
+source contract (base.py): `ts` int64, numeric columns float64, text as pandas strings. Rows are returned
+as recorded, sorted by `ts` (stable, so file order is kept among equal timestamps): duplicate timestamps
+are NOT resolved here. Ingest (`resources.ingest.split_duplicate_ts`) collapses identical duplicates and
+sends conflicting ones to the store's rejects table, so a recording never silently becomes
+"last row wins".
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 from cryptoalgo_core.timeutil import HOUR_MS
 from resources.sources.base import (
@@ -96,20 +104,56 @@ class ReplaySource:
         return out if len(out) else empty_oi()
 
 
+# Columns read as float64 whatever the first rows look like (the frame contract; an all-integer volume
+# column is still float64). A value that does not parse as a number makes the whole file fall back to
+# full-file type inference, where the column stays text (validation then rejects those rows by reason).
+FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "rate", "open_interest", "value")
+# pandas.read_csv's default missing-value markers, so a recording reads the same as it always did.
+NULL_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]
+
+
+def _read_polars(p: Path) -> pl.DataFrame:
+    if p.name.endswith(".parquet"):
+        df = pl.read_parquet(p)
+    else:
+        try:
+            df = pl.read_csv(p, schema_overrides={c: pl.Float64 for c in FLOAT_COLUMNS}, null_values=NULL_VALUES)
+        except pl.exceptions.ComputeError:  # a value that is no number, or types changing after the first rows
+            df = pl.read_csv(p, infer_schema_length=None, null_values=NULL_VALUES)
+    floats = [c for c in FLOAT_COLUMNS if c in df.columns and df.schema[c].is_numeric()]
+    return df.with_columns(pl.col(c).cast(pl.Float64) for c in floats)
+
+
+def _ts_int64(df: pl.DataFrame, p: Path) -> pl.DataFrame:
+    """`ts` -> Int64; a value that is not a number is a FatalSourceError naming how many."""
+    ts = df["ts"]
+    if ts.dtype == pl.String:
+        ts = ts.str.strip_chars().cast(pl.Float64, strict=False)
+    elif not ts.dtype.is_numeric():
+        ts = ts.cast(pl.Float64, strict=False)
+    bad = ts.null_count() + (int(ts.is_nan().sum()) if ts.dtype.is_float() else 0)
+    if bad:
+        raise FatalSourceError(f"replay: {p} has {bad} non-numeric 'ts' values")
+    try:
+        return df.with_columns(ts.cast(pl.Int64).alias("ts"))
+    except pl.exceptions.PolarsError as exc:  # out of the int64 range
+        raise FatalSourceError(f"replay: {p} has 'ts' values that are no epoch milliseconds: {exc}") from exc
+
+
 @lru_cache(maxsize=64)
 def _read_cached(path: str, mtime: float) -> pd.DataFrame:
     p = Path(path)
     try:
-        df = pd.read_parquet(p) if p.name.endswith(".parquet") else pd.read_csv(p)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise FatalSourceError(f"replay: cannot read {p}: {exc}") from exc
+        df = _read_polars(p)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise FatalSourceError(f"replay: cannot read {p}: {' '.join(str(exc).split())[:300]}") from exc
     if "ts" not in df.columns:
         raise FatalSourceError(f"replay: {p} has no 'ts' column (epoch ms); columns: {list(df.columns)}")
-    ts = pd.to_numeric(df["ts"], errors="coerce")
-    if ts.isna().any():
-        raise FatalSourceError(f"replay: {p} has {int(ts.isna().sum())} non-numeric 'ts' values")
-    df["ts"] = ts.astype("int64")
-    return df.sort_values("ts", kind="stable").reset_index(drop=True)
+    df = _ts_int64(df, p).sort("ts", maintain_order=True)
+    return df.to_pandas()
 
 
 def _read(p: Path) -> pd.DataFrame:

@@ -1,8 +1,10 @@
-"""Config validation names file/key/problem; cryptoalgo_core never imports dagster."""
+"""Config validation names file/key/problem; cryptoalgo_core never imports dagster; the config import is light."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,15 @@ def test_core_never_imports_dagster() -> None:
                 names = [node.module]
             offenders += [f"{py.name}: {n}" for n in names if n.split(".")[0] in ("dagster", "dagster_webserver")]
     assert offenders == []
+
+
+def test_config_import_is_light() -> None:
+    """`import cryptoalgo_core.config` (done by every CLI command and resource) loads no numerical stack."""
+    heavy = ("numba", "scipy", "sklearn", "xgboost", "pandas", "numpy")
+    code = f"import sys, cryptoalgo_core.config; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=CORE.parent)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_default_config_loads() -> None:

@@ -11,12 +11,10 @@ import pytest
 
 from cryptoalgo_core import synthetic as syn
 from cryptoalgo_core.backtest.report import backtest_coin
-from cryptoalgo_core.config import load_coins
-from cryptoalgo_core.dataset import build_ml_dataset, labels_for_coin
+from cryptoalgo_core.config import LabelParams, ModelParams, WalkForwardParams, load_coins
 from cryptoalgo_core.features.build import MarketPanel, build_features, feature_names
-from cryptoalgo_core.labels import LabelParams
+from cryptoalgo_core.features.dataset import build_ml_dataset, labels_for_coin
 from cryptoalgo_core.model.walkforward import make_folds, train_mask, walk_forward
-from cryptoalgo_core.profile import ModelParams, WalkForwardParams
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
 
 COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]

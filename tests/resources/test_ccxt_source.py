@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ SPOT = "BTC/USDT"
 PERP = "BTC/USDT:USDT"
 
 pytestmark = pytest.mark.timeout(30)
+HANG_S = 300.0  # a fake's "delay" longer than any test may run: only a client-side timeout ends it
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +206,15 @@ def test_server_errors_and_resets_retried(server, frames, kind):
 
 
 def test_timeout_retried(server, frames):
-    server.script = [Fault("delay", delay_s=2.0, path="fundingRate")]
-    t0 = time.monotonic()
-    got = make_source(server, timeout_ms=200).fetch_funding(PERP, START, END)
-    assert time.monotonic() - t0 < 1.5
+    # The first fundingRate request is answered only after HANG_S, far beyond the module's pytest
+    # timeout: the test can only finish if ccxt gives up on its own (timeout_ms) and the source retries.
+    sleeps = Sleeps()
+    server.script = [Fault("delay", delay_s=HANG_S, path="fundingRate")]
+    got = make_source(server, timeout_ms=200, sleeps=sleeps).fetch_funding(PERP, START, END)
     same(got, frames["funding"], FUNDING_COLUMNS)
-    assert server.count("fundingRate") == 2
+    assert [kind for kind, _ in server.faults_applied] == ["delay"]
+    assert server.count("fundingRate") == 2  # the timed-out page and its one retry
+    assert len(sleeps) == 1
 
 
 def test_truncated_json_retried(server, frames):

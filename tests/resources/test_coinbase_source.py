@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ DAYS40 = 40 * 24  # 960 hourly candles -> ceil(960/300) = 4 requests
 PRODUCT = "BTC-USD"
 
 pytestmark = pytest.mark.timeout(30)
+HANG_S = 300.0  # a fake's "delay" longer than any test may run: only a client-side timeout ends it
 
 
 @pytest.fixture
@@ -153,13 +153,16 @@ def test_5xx_retried(server, data, status):
 
 
 def test_timeout_retried(server, data):
-    server.script = [Fault("delay", delay_s=2.0)]
-    src = make_source(server, timeout_s=0.2)
-    t0 = time.monotonic()
+    # The first request is answered only after HANG_S, far beyond the module's pytest timeout: the test
+    # can only finish if the client gives up on its own (timeout_s) and retries. No clock is read.
+    sleeps = Sleeps()
+    server.script = [Fault("delay", delay_s=HANG_S)]
+    src = make_source(server, timeout_s=0.2, sleeps=sleeps)
     got = src.fetch_ohlcv(PRODUCT, START, START + DAYS40 * H)
-    assert time.monotonic() - t0 < 1.5
     assert_same(got, data)
-    assert server.count("/candles") == 5
+    assert [kind for kind, _ in server.faults_applied] == ["delay"]
+    assert server.count("/candles") == 5  # 4 pages + the one retry of the timed-out first page
+    assert len(sleeps) == 1  # exactly one back-off: the timeout was retried once
 
 
 def test_dropped_connection_retried(server, data):

@@ -1,0 +1,3 @@
+from cryptoalgo_assets.cli import main
+
+main()

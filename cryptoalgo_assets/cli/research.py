@@ -1,0 +1,234 @@
+"""`cryptoalgo features`, `cryptoalgo train` and `cryptoalgo demo`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import click
+
+from cryptoalgo_assets.cli.common import EXIT_GATE_FAILED, CliError, command_errors, console, say
+from cryptoalgo_assets.cli.ingest import plan_ingest, report_runs, run_ingest, synthetic_coins
+from cryptoalgo_assets.cli.session import Session, Settings
+from cryptoalgo_assets.cli.tables import coin_detail_tables, edge_table, qa_table, summary_table
+from cryptoalgo_assets.launcher import RunOutcome, RunSpec
+from cryptoalgo_core.config import ConfigError, load_coins, load_gates, resolve_coins
+from cryptoalgo_core.timeutil import ms_to_date, parse_date_ms
+
+
+@dataclass
+class Window:
+    start: str = ""
+    end: str = ""
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None) -> Window:
+        try:
+            lo = parse_date_ms(start) if start else None
+            hi = parse_date_ms(end) if end else None
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if lo is not None and hi is not None and hi <= lo:
+            raise CliError(f"--end {end} must be after --start {start}")
+        return cls(start or "", end or "")
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        return (parse_date_ms(self.start) if self.start else None, parse_date_ms(self.end) if self.end else None)
+
+    def config(self) -> dict[str, dict[str, str]]:
+        return {"config": {"start": self.start, "end": self.end}}
+
+    def text(self) -> str:
+        return "whole stored history" if not (self.start or self.end) else f"[{self.start or '…'}, {self.end or '…'})"
+
+
+def _store_url(db_path: str | None, must_exist: bool = True) -> str:
+    from resources.store import MarketStore, StoreError, default_db_url
+
+    url = default_db_url(db_path)
+    try:
+        MarketStore(url, create=not must_exist).dispose()
+    except StoreError as exc:
+        raise CliError(f"{exc}; run `cryptoalgo ingest` first" if "no market store" in str(exc) else str(exc)) from exc
+    return url
+
+
+def check_research_inputs(coins: list[str], url: str, window: Window) -> None:
+    """Every coin and every basket coin it needs has OHLCV inside the window (else exit 2 naming them)."""
+    from resources.dagster_resources import ProjectConfigResource
+    from resources.store import MarketStore, redact_url
+
+    project = ProjectConfigResource()
+    store = MarketStore(url, create=False)
+    lo, hi = window.bounds()
+    try:
+        needed = sorted({c for coin in coins for c in project.panel_coins(coin)}, key=list(load_coins()).index)
+        empty = [c for c in needed if store.load("ohlcv", c, lo, hi).empty]
+    finally:
+        store.dispose()
+    if empty:
+        own = [c for c in empty if c in coins]
+        basket = [c for c in empty if c not in coins]
+        parts = []
+        if own:
+            parts.append(f"no OHLCV stored for {own}")
+        if basket:
+            parts.append(f"basket coin(s) {basket} (coins.yaml `basket`, the shared market features) have no OHLCV")
+        raise CliError(f"{' and '.join(parts)} in {redact_url(url)} within the {window.text()}; "
+                       f"run `cryptoalgo ingest` first")
+
+
+def research_specs(coins: list[str], window: Window) -> list[RunSpec]:
+    from cryptoalgo_assets.definitions import RESEARCH_JOB
+
+    return [RunSpec(RESEARCH_JOB, c, tags={"dagster/partition": c},
+                    run_config={"resources": {"research": window.config()}}) for c in coins]
+
+
+def model_specs(coins: list[str], window: Window, holdout_days: int | None, cohort: str) -> list[RunSpec]:
+    from cryptoalgo_assets.definitions import MODEL_JOB
+
+    rc = {"ops": {"walk_forward_model": {"config": {"holdout_days": -1 if holdout_days is None else holdout_days}}},
+          "resources": {"research": window.config(), "artifacts": {"config": {"cohort": cohort}}}}
+    return [RunSpec(MODEL_JOB, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc)
+            for c in coins]
+
+
+def print_qa(coins: list[str]) -> None:
+    from cryptoalgo_assets.defs.data_qa import qa_summary_rows
+    from resources.artifacts import ArtifactStore
+
+    art = ArtifactStore()
+    console.print(qa_table({r["coin"]: r for r in qa_summary_rows(art)}, coins, str(art.path("qa"))))
+
+
+def qa_blocked(coins: list[str]) -> dict[str, list[str] | None]:
+    from cryptoalgo_assets.defs.data_qa import blocking_failures
+    from resources.artifacts import ArtifactStore
+
+    art = ArtifactStore()
+    return {c: blocking_failures(art, c) for c in coins}
+
+
+@click.command()
+@click.option("--coins", default=None, help="Comma-separated coins (default: all in config/coins.yaml).")
+@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
+@click.option("--start", default=None, help="Research window start, UTC date (default: first stored bar).")
+@click.option("--end", default=None, help="Research window end, exclusive (e.g. where an input such as OI ends).")
+@click.option("--no-progress", is_flag=True)
+@command_errors
+def features(coins: str | None, db_path: str | None, start: str | None, end: str | None, no_progress: bool) -> None:
+    """Features, labels, ML dataset and data QA per coin; exit 3 when a blocking QA check fails."""
+    try:
+        coin_list = resolve_coins(coins, load_coins())
+        load_gates()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    window = Window.parse(start, end)
+    url = _store_url(db_path)
+    check_research_inputs(coin_list, url, window)
+    with Session("features", Settings(url), show_progress=not no_progress) as session:
+        outcomes = session.run(research_specs(coin_list, window), title="features + data QA")
+    print_qa(coin_list)
+    raise SystemExit(report_runs(outcomes, gate=True))
+
+
+def _validate_cohort(cohort: str | None) -> str:
+    from resources.dagster_resources import validate_cohort
+
+    try:
+        return validate_cohort(cohort or os.environ.get("CRYPTOALGO_COHORT") or "default")
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _gate_before_training(coin_list: list[str]) -> None:
+    from resources.artifacts import ArtifactStore
+
+    art = ArtifactStore()
+    missing = [c for c in coin_list if not art.path("ml", f"{c}.parquet").exists()
+               or not art.path("features", f"{c}.meta.json").exists()]
+    if missing:
+        raise CliError(f"no ML dataset for {missing}; run `cryptoalgo features` first")
+    blocked = {c: f for c, f in qa_blocked(coin_list).items() if f}
+    if blocked:
+        raise CliError("blocking data QA failed — " + "; ".join(f"{c}: {', '.join(f)}" for c, f in blocked.items())
+                       + " (see `cryptoalgo features`; nothing was trained)", code=EXIT_GATE_FAILED)
+
+
+def print_edges(coins: list[str], cohort: str) -> None:
+    from resources.artifacts import ArtifactStore
+
+    art = ArtifactStore()
+    console.print(edge_table(art, coins, cohort))
+    if len(coins) == 1:
+        for t in coin_detail_tables(art, coins[0], cohort):
+            console.print(t)
+
+
+@click.command()
+@click.option("--coin", "coin_opt", multiple=True, help="Coin(s) to train (repeat or comma-separate; default all).")
+@click.option("--holdout-days", type=click.IntRange(0, 3650), default=None,
+              help="Untouched final window (default: the coin profile's walk_forward.holdout_days).")
+@click.option("--cohort", default=None, help="Experiment name under data/runs/ (default CRYPTOALGO_COHORT or 'default').")
+@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
+@click.option("--start", default=None, help="Research window start, UTC date.")
+@click.option("--end", default=None, help="Research window end, exclusive.")
+@click.option("--no-progress", is_flag=True)
+@command_errors
+def train(coin_opt: tuple[str, ...], holdout_days: int | None, cohort: str | None, db_path: str | None,
+          start: str | None, end: str | None, no_progress: bool) -> None:
+    """Walk-forward model + cost-aware backtest; prints edge decomposition and exit diagnostics."""
+    try:
+        coin_list = resolve_coins(",".join(coin_opt) if coin_opt else None, load_coins())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    cohort_name = _validate_cohort(cohort)
+    window = Window.parse(start, end)
+    url = _store_url(db_path)
+    _gate_before_training(coin_list)
+    with Session("train", Settings(url), show_progress=not no_progress) as session:
+        outcomes = session.run(model_specs(coin_list, window, holdout_days, cohort_name), title="train + backtest")
+    print_edges(coin_list, cohort_name)
+    raise SystemExit(report_runs(outcomes, gate=False))
+
+
+@click.command()
+@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
+@click.option("--days", type=click.IntRange(1, 2000), default=365, help="Days of synthetic history.")
+@click.option("--no-progress", is_flag=True)
+@command_errors
+def demo(db_path: str | None, days: int, no_progress: bool) -> None:
+    """The graph on the embedded synthetic market: ingest, features, QA, walk-forward, backtest."""
+    try:
+        coins, lacking = synthetic_coins(load_coins())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if not coins:
+        raise CliError("no coin of config/coins.yaml is defined in config/synthetic.yaml")
+    req = plan_ingest(",".join(coins), "synthetic", None, None, days, True, db_path, None)
+    note = f" (skipping {lacking}: not in config/synthetic.yaml)" if lacking else ""
+    say(f"demo: synthetic market, {len(req.coins)} coins x {days} days "
+        f"({ms_to_date(req.start_ms)} .. {ms_to_date(req.end_ms)}){note}")
+    cohort = _validate_cohort(None)
+    with Session("demo", Settings(req.db_url), show_progress=not no_progress) as session:
+        ingested, _n = run_ingest(session, req)
+        from resources.store import MarketStore
+
+        store = MarketStore(req.db_url)
+        console.print(summary_table(store, req.coins))
+        store.dispose()
+        code = report_runs(ingested)
+        if code and code != EXIT_GATE_FAILED:
+            raise SystemExit(code)
+        research = session.run(research_specs(req.coins, Window()), title="features + data QA")
+        print_qa(req.coins)
+        code = report_runs(research, gate=True) or code
+        passed = [c for c, f in qa_blocked(req.coins).items() if f == []]
+        models: list[RunOutcome] = []
+        if passed:
+            models = session.run(model_specs(passed, Window(), None, cohort), title="train + backtest")
+    if passed:
+        print_edges(passed, cohort)
+        code = report_runs(models, gate=False) or code
+    raise SystemExit(code)

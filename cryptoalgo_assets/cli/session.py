@@ -1,0 +1,111 @@
+"""A command's Dagster session: the prepared instance, one code server, runs submitted and followed.
+
+    with Session("ingest", settings) as s:        # instance ready (under lock), code server starting
+        outcomes = s.run(specs, progress)         # submit through the instance, follow with live progress
+
+Ctrl-C while runs are active cancels them through the instance's run launcher and exits 130 with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cryptoalgo_assets.cli.common import EXIT_INTERRUPTED, err
+from cryptoalgo_assets.cli.progress import ProgressView
+from cryptoalgo_assets.instance import prepare_instance, quiet_dagster
+from cryptoalgo_assets.launcher import (
+    CodeServer,
+    RunOutcome,
+    RunSpec,
+    cancel,
+    follow,
+    outcome,
+    run_tags,
+    sweep_orphans,
+)
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+# (run id -> spec, run id -> status) -> {progress row: (fraction 0..1, status)}
+Probe = Callable[[dict[str, RunSpec], dict[str, str]], dict[str, tuple[float, str]]]
+
+
+@dataclass
+class Settings:
+    """Where runs read and write. Everything but the store URL travels as run config / tags; the URL
+    reaches the runs only through the code server's environment (TRADER_DB_URL, read via dg.EnvVar)."""
+
+    db_url: str
+    data_dir: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["TRADER_DB_URL"] = self.db_url
+        env.pop("TRADER_DB_PATH", None)
+        if self.data_dir:
+            env["TRADER_DATA_DIR"] = self.data_dir
+        env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
+        env.setdefault("PYTHONWARNINGS", "ignore")
+        return env
+
+
+class Session:
+    def __init__(self, command: str, settings: Settings, show_progress: bool = True) -> None:
+        self.command = command
+        self.settings = settings
+        self.show_progress = show_progress
+        self.server = CodeServer(settings.env())
+        self.instance: dg.DagsterInstance | None = None
+        self.batch = uuid.uuid4().hex[:12]
+
+    def __enter__(self) -> Session:
+        quiet_dagster()
+        self.instance = prepare_instance()  # before any other process (code server, launches) opens it
+        self.server.start()  # loads the code location while this process sweeps and plans
+        stale = sweep_orphans(self.instance)
+        if stale:
+            err.print(f"marked {len(stale)} run(s) failed that a killed earlier command left running: "
+                      f"{', '.join(s[:8] for s in stale)}", markup=False, style="yellow")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+
+    def run(self, specs: list[RunSpec], progress_rows: list[str] | None = None, probe: Probe | None = None,
+            title: str = "") -> list[RunOutcome]:
+        """Submit `specs`, follow them to their end with live progress, return their outcomes.
+
+        Without a probe there is one progress row per spec label, complete when its run succeeds."""
+        assert self.instance is not None
+        if not specs:
+            return []
+        instance = self.instance
+        ids = self.server.launch(specs, run_tags(self.command, self.batch))
+        by_id = dict(zip(ids, specs, strict=True))
+        rows = progress_rows or [s.label for s in specs]
+        view = ProgressView(rows, enabled=self.show_progress, title=title)
+
+        def tick(statuses: dict[str, str]) -> None:
+            if probe is not None:
+                for row, (frac, status) in probe(by_id, statuses).items():
+                    view.update(row, frac, status)
+                return
+            for rid, status in statuses.items():
+                view.update(by_id[rid].label, 1.0 if status == "SUCCESS" else 0.0, status)
+
+        try:
+            with view:
+                follow(instance, ids, tick)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: cancelling {len(ids)} submitted run(s)", markup=False, style="red")
+            cancel(instance, ids)
+            sys.exit(EXIT_INTERRUPTED)
+        return [outcome(instance, rid, by_id[rid].label) for rid in ids]

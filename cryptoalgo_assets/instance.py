@@ -1,0 +1,84 @@
+"""The Dagster instance the CLI works in (DAGSTER_HOME, default ./dagster_home).
+
+Two commands started at once on a fresh home used to race on creating the instance's SQLite storages (one
+try in four left `dagster_home/schedules` half-migrated). `prepare_instance` creates the home, its
+dagster.yaml and every storage exactly once, under an exclusive file lock, before anything else touches it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
+_READY = ".cryptoalgo-instance-ready"
+
+
+def quiet_dagster() -> None:
+    """No Dagster noise on a plain command: preview/beta/deprecation warnings off, its loggers at WARNING."""
+    import logging
+
+    warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*(is currently in beta|is currently in preview|BetaWarning).*")
+    try:
+        import dagster as dg
+
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    except (ImportError, AttributeError):  # pragma: no cover - dagster always installed
+        pass
+    for name in ("dagster", "dagster.code_server"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME if set, else ./dagster_home; exported so every child process sees the same instance."""
+    home = Path(os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster_home")).expanduser().resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    with open(home / ".cryptoalgo.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare_instance() -> dg.DagsterInstance:
+    """The instance at DAGSTER_HOME with all of its storages created and migrated (once, under a lock)."""
+    quiet_dagster()
+    import dagster as dg
+
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    if (home / _READY).exists():
+        return dg.DagsterInstance.get()
+    with _locked(home):
+        yaml_path = home / "dagster.yaml"
+        if not yaml_path.exists():
+            text = TEMPLATE.read_text() if TEMPLATE.exists() else "telemetry:\n  enabled: false\n"
+            tmp = home / ".dagster.yaml.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, yaml_path)
+        instance = dg.DagsterInstance.get()
+        if not (home / _READY).exists():
+            # Touch every storage so that its database and schema exist before a second process opens it.
+            instance.get_runs(limit=1)
+            instance.all_instigator_state()
+            instance.get_asset_keys()
+            instance.get_daemon_heartbeats()
+            (home / _READY).write_text("storages created\n")
+        return instance

@@ -1,0 +1,67 @@
+"""config/gates.yaml: the thresholds of the market-data checks and of the data-QA gate (one place each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptoalgo_core.config.io import build_dataclass, config_dir, read_yaml
+
+__all__ = ["DataQaGates", "Gates", "MarketDataGates", "load_gates"]
+
+
+@dataclass(frozen=True)
+class MarketDataGates:
+    gap_warn_hours: int = 1
+    gap_error_hours: int = 24
+    freshness_warn_hours: int = 48
+    funding_abs_max: float = 0.01
+    funding_interval_hours: int = 8
+    reconcile_tolerance_bps: float = 100.0
+    reconcile_sample_hours: int = 48
+
+    def __post_init__(self) -> None:
+        if self.gap_warn_hours < 1 or self.gap_error_hours < self.gap_warn_hours:
+            raise ValueError("need 1 <= gap_warn_hours <= gap_error_hours")
+        if self.funding_abs_max <= 0:
+            raise ValueError("funding_abs_max must be > 0")
+
+
+@dataclass(frozen=True)
+class DataQaGates:
+    """Data-QA thresholds, including the drift settings read by
+    :func:`cryptoalgo_core.data_qa.stats.drift_snapshot` (recent ``drift_recent_days`` vs the
+    ``drift_reference_days`` before them; material when PSI > ``drift_psi_warn`` or KS > ``drift_ks_warn``)."""
+
+    max_gap_hours: int = 12
+    max_missing_share: float = 0.02
+    max_feature_missing: float = 0.05
+    target_rate_min: float = 0.15
+    target_rate_max: float = 0.85
+    min_labeled_rows: int = 500
+    drift_psi_warn: float = 0.25
+    drift_ks_warn: float = 0.2
+    drift_recent_days: int = 30
+    drift_reference_days: int = 90
+    top_features: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.target_rate_min < self.target_rate_max <= 1:
+            raise ValueError("need 0 <= target_rate_min < target_rate_max <= 1")
+        for name in ("max_missing_share", "max_feature_missing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        if self.drift_recent_days < 1 or self.drift_reference_days < 1 or self.top_features < 1:
+            raise ValueError("drift windows and top_features must be >= 1")
+
+
+@dataclass(frozen=True)
+class Gates:
+    market_data: MarketDataGates = field(default_factory=MarketDataGates)
+    data_qa: DataQaGates = field(default_factory=DataQaGates)
+
+
+def load_gates(path: Path | None = None) -> Gates:
+    """gates.yaml (default ``config_dir()/gates.yaml``)."""
+    path = path or config_dir() / "gates.yaml"
+    return build_dataclass(Gates, read_yaml(path), str(path))

@@ -1,0 +1,114 @@
+"""Which features a coin gets from the data at hand (pure).
+
+Open interest is optional (the seed's `--include-oi`): a coin with no open interest at all in the panel gets
+its `open_interest` group left out automatically (recorded with the reason, warned about in QA) instead of
+blocking on 100 % missing OI features. Open interest that exists but stops early is NOT left out: QA
+blocks it and names the end date, and a research window that ends there fixes it.
+
+The plan also records the span of every input of the coin, so data QA can explain missing features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from cryptoalgo_core.features.build import MarketPanel, build_features
+from cryptoalgo_core.features.registry import FeatureSelection, registry, selected
+from cryptoalgo_core.timeutil import ms_to_iso
+
+OPTIONAL_GROUPS = {"open_interest": "open_interest"}  # feature group -> panel input it needs
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    coin: str
+    panel_coins: tuple[str, ...]
+    selection: FeatureSelection
+    names: tuple[str, ...]
+    groups: dict[str, str]  # feature -> group
+    dropped: dict[str, str] = field(default_factory=dict)  # group -> why it was left out
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> rows, first_ts, last_ts
+    window: tuple[int | None, int | None] = (None, None)
+
+    def build(self, panel: MarketPanel) -> pd.DataFrame:
+        return build_features(panel, self.coin, self.selection)
+
+    def by_group(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for n in self.names:
+            out[self.groups[n]] = out.get(self.groups[n], 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "coin": self.coin,
+            "panel_coins": list(self.panel_coins),
+            "features": list(self.names),
+            "groups": dict(self.groups),
+            "disabled_groups": list(self.selection.disabled_groups),
+            "exclude": list(self.selection.exclude),
+            "dropped": dict(self.dropped),
+            "inputs": self.inputs,
+            "window": {"start": self.window[0], "end": self.window[1]},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeaturePlan:
+        w = d.get("window") or {}
+        return cls(
+            coin=d["coin"],
+            panel_coins=tuple(d["panel_coins"]),
+            selection=FeatureSelection(tuple(d.get("disabled_groups", ())), tuple(d.get("exclude", ()))),
+            names=tuple(d["features"]),
+            groups=dict(d["groups"]),
+            dropped=dict(d.get("dropped", {})),
+            inputs=dict(d.get("inputs", {})),
+            window=(w.get("start"), w.get("end")),
+        )
+
+
+def _span(df: pd.DataFrame | None) -> dict[str, Any]:
+    if df is None or df.empty:
+        return {"rows": 0, "first_ts": None, "last_ts": None}
+    ts = df["ts"]
+    return {"rows": int(len(df)), "first_ts": int(ts.min()), "last_ts": int(ts.max()),
+            "first": ms_to_iso(int(ts.min())), "last": ms_to_iso(int(ts.max()))}
+
+
+def feature_plan(
+    panel: MarketPanel,
+    coin: str,
+    selection: FeatureSelection | None = None,
+    window: tuple[int | None, int | None] = (None, None),
+) -> FeaturePlan:
+    """The feature set of `coin` on `panel`: the configured selection minus optional groups whose input the
+    coin has no data for at all."""
+    sel = selection or FeatureSelection()
+    inputs = {
+        "ohlcv": _span(panel.ohlcv.get(coin)),
+        "funding": _span(panel.funding.get(coin)),
+        "open_interest": _span(panel.open_interest.get(coin)),
+    }
+    dropped: dict[str, str] = {}
+    for group, source in OPTIONAL_GROUPS.items():
+        if group in sel.disabled_groups:
+            continue
+        if inputs[source]["rows"] == 0:
+            dropped[group] = (f"no {source.replace('_', ' ')} stored for {coin}"
+                              + (" inside the research window" if any(w is not None for w in window) else "")
+                              + " (ingest it with --include-oi to use these features)")
+    eff = replace(sel, disabled_groups=(*sel.disabled_groups, *dropped)) if dropped else sel
+    specs = selected(registry(panel.coins, coin), eff)
+    return FeaturePlan(
+        coin=coin,
+        panel_coins=tuple(panel.coins),
+        selection=eff,
+        names=tuple(s.name for s in specs),
+        groups={s.name: s.group for s in specs},
+        dropped=dropped,
+        inputs=inputs,
+        window=window,
+    )
