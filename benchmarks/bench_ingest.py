@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ingestion speed benchmark: prints a table of numbers, never asserts a timing.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--quick] [--days N] [--workers N] [--latency-ms MS]
+    .venv/bin/python benchmarks/bench_ingest.py [--quick] [--days N] [--cli-days 365,1096] [--latency-ms MS]
                                                  [--cold-numba] [--skip-dagster] [--keep]
 
 Stages (all in a temporary directory; nothing touches ./data or ./dagster_home):
@@ -15,9 +15,9 @@ Stages (all in a temporary directory; nothing touches ./data or ./dagster_home):
                           ``ingest_dataset`` with source "coinbase".
 3. incremental 1 h        the fake gains one closed candle per coin (the injected clock moves one hour) and the
                           same window is ingested again: one page per coin.
-4. Dagster (CLI path)     ``plan_ingest`` + ``run_ingest`` (spawned worker processes, temporary DAGSTER_HOME) on
-                          the synthetic source, cold and an immediate re-run; the Dagster bookkeeping cost per
-                          asset x coin x day partition is derived against the core path.
+4. Dagster (CLI path)     ``cryptoalgo ingest`` in a fresh process on a fresh DAGSTER_HOME (code server, runs
+                          submitted through the instance, followed to the end), 365 days and 3 years, cold and an
+                          immediate re-run; runs, events and DAGSTER_HOME size, and the command's phase timings.
 5. memory                 ru_maxrss of this process (high-water mark after each stage) and of the reaped
                           Dagster workers (RUSAGE_CHILDREN); tracemalloc peaks of the core paths come from a
                           separate, untimed repeat of stages 1-3 (tracemalloc slows allocation-heavy code).
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -67,6 +67,8 @@ MIB = 1024 * 1024
 TARGET_COINBASE_S = 30.0
 TARGET_SYNTHETIC_S = 5.0
 TARGET_INCREMENTAL_S = 2.0
+TARGET_CLI_365_S = 10.0  # issue 7: 5 coins x 365 d through the CLI
+TARGET_CLI_3Y_S = 20.0  # issue 7: 5 coins x 3 years through the CLI
 COINBASE_END = "2025-06-01"  # fixed end (the injected clock) of the fake Coinbase history
 COINBASE_PRICES = {"BTC": 60000.0, "ETH": 3000.0, "SOL": 150.0, "XRP": 0.6, "DOGE": 0.15}
 
@@ -375,41 +377,72 @@ def _set_peak(bench: Bench, stage: str, peak: float) -> None:
 
 
 # --------------------------------------------------------------------------------------------- stage 4
-def stage_dagster(bench: Bench, workers: int | None, ref_rows_per_s: float | None) -> tuple[Row, Row]:
-    from cryptoalgo_assets.cli import plan_ingest, run_ingest
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
-    home = bench.tmp / "dagster_home"
-    os.environ["DAGSTER_HOME"] = str(home)  # ensure_dagster_home() writes the repo's dagster.yaml there
+
+def _trace_phases(trace: Path) -> dict[str, float]:
+    """Seconds from the command's start to each traced phase (CRYPTOALGO_TRACE lines)."""
+    import json
+
+    events = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+    if not events:
+        return {}
+    t0 = events[0]["t"]
+    out: dict[str, float] = {}
+    for e in events:
+        out.setdefault(e["event"], e["t"] - t0)
+    return out
+
+
+def _cli_ingest(bench: Bench, days: int, home: Path, db: Path, trace: Path) -> tuple[float, int, str]:
+    """`cryptoalgo ingest` as a user runs it (a fresh process, through the instance at `home`)."""
+    import subprocess
+
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CRYPTOALGO_TRACE": str(trace)}
     for var in ("CRYPTOALGO_SOURCE", "TRADER_DB_URL", "TRADER_DB_PATH"):
-        os.environ.pop(var, None)
-    db = bench.tmp / "dagster_market.db"
-    coins = ",".join(bench.coins)
-
-    def once() -> tuple[float, int, list[str]]:
-        with timer() as t:
-            req = plan_ingest(coins, "synthetic", None, None, bench.days, True, str(db), None)
-            runs = run_ingest(req, show_progress=False, workers=workers)
-        fails = [f"{r.coin}: {'; '.join(r.failures) or 'failed'}" for r in runs if not r.success]
-        return t[0], sum(len(_run_ids(r)) for r in runs), fails
-
-    secs, n_runs, fails = once()
-    rows = _stored_rows(db, bench.coins)
-    cold = bench.add(Row("4a Dagster CLI path, synthetic, cold", secs, rows, ref_rows_per_s=ref_rows_per_s,
-                         note=f"{n_runs} run(s); " + ("; ".join(fails) if fails else "all runs succeeded")))
-    secs, n_runs, fails = once()
-    rerun = bench.add(Row("4b Dagster CLI path, immediate re-run", secs, 0,
-                          note=f"{n_runs} run(s) (last day per coin); "
-                          + ("; ".join(fails) if fails else "all runs succeeded")))
-    cold.note += f"; workers' max RSS {maxrss_mib(resource.RUSAGE_CHILDREN):.0f} MiB"
-    return cold, rerun
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "cryptoalgo_assets.cli", "ingest", "--source", "synthetic", "--include-oi",
+           "--coins", ",".join(bench.coins), "--backfill-days", str(days), "--db-path", str(db), "--no-progress"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    note = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
+    return secs, done.returncode, note
 
 
-def _run_ids(run: Any) -> list[str]:
-    """Run ids of a CoinRun (``run_ids`` list, or the older comma-joined ``run_id`` string)."""
-    ids = getattr(run, "run_ids", None)
-    if ids is None:
-        ids = [x for x in str(getattr(run, "run_id", "") or "").split(",") if x]
-    return [str(x) for x in ids]
+def _run_events(home: Path) -> tuple[int, int]:
+    """(runs, event-log entries) in the instance at `home`."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    return len(runs), sum(len(instance.all_logs(r.run_id)) for r in runs)
+
+
+def stage_dagster(bench: Bench, day_list: list[int], ref_rows_per_s: float | None) -> list[Row]:
+    """The CLI path: `cryptoalgo ingest` in a subprocess on a fresh DAGSTER_HOME, cold and as a re-run, for
+    each history length; the phase timings come from the command's own trace (CRYPTOALGO_TRACE)."""
+    out = []
+    for days in day_list:
+        home, db = bench.tmp / f"dagster_home_{days}", bench.tmp / f"dagster_market_{days}.db"
+        trace = bench.tmp / f"trace_{days}.jsonl"
+        secs, code, note = _cli_ingest(bench, days, home, db, trace)
+        phases = _trace_phases(trace)
+        rows = _stored_rows(db, bench.coins) if code == 0 else 0
+        n_runs, n_events = _run_events(home)
+        size = _dir_bytes(home) / MIB
+        ph = ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        cold = bench.add(Row(f"4a CLI ingest {days} d, fresh DAGSTER_HOME", secs, rows, ref_rows_per_s=ref_rows_per_s,
+                             note=f"{note}; {n_runs} run(s), {n_events} events, DAGSTER_HOME {size:.1f} MiB; "
+                                  f"phases (s from start): {ph}"))
+        trace.unlink(missing_ok=True)
+        secs, code, note = _cli_ingest(bench, days, home, db, trace)
+        n_runs2, n_events2 = _run_events(home)
+        out += [cold, bench.add(Row(f"4b CLI ingest {days} d, immediate re-run", secs, 0,
+                                    note=f"{note}; {n_runs2 - n_runs} new run(s), {n_events2 - n_events} new events"))]
+    return out
 
 
 def _stored_rows(db: Path, coins: list[str]) -> int:
@@ -466,19 +499,13 @@ def print_report(bench: Bench, args: argparse.Namespace) -> None:
     line("synthetic, warm", TARGET_SYNTHETIC_S, s2)
     line("incremental 1-hour update, 5 coins", TARGET_INCREMENTAL_S, inc)
 
-    cold, rerun = bench.find("4a Dagster CLI path, synthetic, cold"), bench.find("4b Dagster CLI path, immediate re-run")
-    if cold is not None and s1 is not None and s2 is not None:
-        parts = len(bench.coins) * bench.days * len(KINDS_ALL)
-        print()
-        print(f"Dagster bookkeeping per asset x coin x day partition = (dagster - core) / "
-              f"({len(bench.coins)} x {bench.days} x {len(KINDS_ALL)} = {parts}):")
-        for label, core in (("vs core first call (1a)", s1), ("vs core warm (1b)", s2)):
-            per = (cold.seconds - core.seconds) / parts
-            print(f"  {label:<26} ({cold.seconds:.3f} - {core.seconds:.3f}) / {parts} = {per * 1000:7.2f} ms")
-        if rerun is not None:
-            print(f"  immediate re-run: {rerun.seconds:.3f} s ({rerun.seconds / cold.seconds:.1%} of the cold run)")
-        print(f"  Dagster worker processes (RUSAGE_CHILDREN) max RSS: {maxrss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
-        print("  (1a is the fairer comparator: every spawned worker starts with cold numba/simulation caches)")
+    for days, target in ((365, TARGET_CLI_365_S), (1096, TARGET_CLI_3Y_S)):
+        row = bench.find(f"4a CLI ingest {days} d, fresh DAGSTER_HOME")
+        if row is not None and len(bench.coins) == 5:
+            line(f"CLI ingest 5 x {days} d (issue 7)", target, row)
+            if s1 is not None:
+                print(f"    ratio CLI / core first call (1a, {bench.days} d): {row.seconds / s1.seconds:.1f}x")
+    print(f"  Dagster processes (RUSAGE_CHILDREN) max RSS: {maxrss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
     for n in bench.notes:
         print(f"note: {n}")
 
@@ -509,7 +536,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="5 coins x 30 days (smoke run)")
     p.add_argument("--days", type=int, default=None, help="days of history (default 365, 30 with --quick)")
     p.add_argument("--coins", default=None, help="comma-separated coins (default: all in config/coins.yaml)")
-    p.add_argument("--workers", type=int, default=None, help="Dagster stage: coins at once (default: CLI's)")
+    p.add_argument("--cli-days", default="365,1096", help="Dagster stage: history lengths through the CLI")
     p.add_argument("--latency-ms", type=float, default=0.0, help="fake Coinbase delay per request (default 0)")
     p.add_argument("--cold-numba", action="store_true",
                    help="point NUMBA_CACHE_DIR at an empty directory so 1a includes the JIT compile")
@@ -567,7 +594,7 @@ def run_all(args: argparse.Namespace, days: int, tmp_root: Path, numba_cache: st
     finally:
         world.server.close()
     if not args.skip_dagster:
-        stage_dagster(bench, args.workers, ref_syn.rows_per_s)
+        stage_dagster(bench, [int(d) for d in args.cli_days.split(",") if d], ref_syn.rows_per_s)
     return bench
 
 

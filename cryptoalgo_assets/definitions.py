@@ -1,7 +1,7 @@
 """The Dagster code location `cryptoalgo`: each stage's Definitions (defs/<stage>.py, in data-flow order)
 merged, plus the resources they share.
 
-Stages: market_data (ohlcv, funding, open_interest: coin x month) -> features (features, labels, ml_dataset)
+Stages: market_data (ohlcv, funding, open_interest: coin x quarter) -> features (features, labels, ml_dataset)
 -> data_qa (gate) -> model (walk_forward_model, backtest).
 
 The market-store URL comes from the environment only: `TRADER_DB_URL` through `dg.EnvVar` when it is set

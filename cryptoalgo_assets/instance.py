@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptoalgo_core.errors import CryptoalgoError
+
 if TYPE_CHECKING:
     import dagster as dg
 
@@ -57,8 +59,28 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def instance_ready() -> bool:
+    """Whether DAGSTER_HOME's storages were created already (then other processes may open it at once)."""
+    return (dagster_home() / _READY).exists()
+
+
+class InstanceError(CryptoalgoError):
+    """The Dagster instance at DAGSTER_HOME cannot be opened (bad dagster.yaml, missing driver, no server)."""
+
+
 def prepare_instance() -> dg.DagsterInstance:
     """The instance at DAGSTER_HOME with all of its storages created and migrated (once, under a lock)."""
+    try:
+        return _prepare_instance()
+    except CryptoalgoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Dagster raises many kinds here; the user needs one line, not a trace
+        home = os.environ.get("DAGSTER_HOME", "")
+        raise InstanceError(f"cannot open the Dagster instance at {home}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
+
+def _prepare_instance() -> dg.DagsterInstance:
     quiet_dagster()
     import dagster as dg
 

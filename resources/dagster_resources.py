@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -18,13 +19,17 @@ from cryptoalgo_core.config import (
     load_gates,
     load_sources,
 )
-from resources.artifacts import ArtifactStore
-from resources.ingest import SourceSet
-from resources.store import MarketStore, default_db_url
+
+if TYPE_CHECKING:  # the I/O layer (pandas, SQLAlchemy, exchange clients) loads only where a run executes
+    from resources.artifacts import ArtifactStore
+    from resources.ingest import SourceSet
+    from resources.store import MarketStore
 
 
 @lru_cache(maxsize=8)
 def _store(url: str) -> MarketStore:
+    from resources.store import MarketStore
+
     return MarketStore(url)
 
 
@@ -34,6 +39,8 @@ class MarketStoreResource(dg.ConfigurableResource):
     db_url: str = ""
 
     def url(self) -> str:
+        from resources.store import default_db_url
+
         return default_db_url(self.db_url or None)
 
     def store(self) -> MarketStore:
@@ -121,6 +128,8 @@ class MarketSourceResource(dg.ConfigurableResource):
         if ccxt_url:
             cfg = replace(cfg, ccxt=replace(cfg.ccxt, urls={"*": ccxt_url}))
         replay_dir = self.replay_dir or os.environ.get("CRYPTOALGO_REPLAY_DIR", "") or None
+        from resources.ingest import SourceSet
+
         return SourceSet(self.source_name(cfg), cfg, replay_dir=replay_dir)
 
 
@@ -132,6 +141,8 @@ class ArtifactsResource(dg.ConfigurableResource):
     cohort: str = ""
 
     def store(self) -> ArtifactStore:
+        from resources.artifacts import ArtifactStore
+
         return ArtifactStore(self.data_dir or None)
 
     def cohort_name(self) -> str:

@@ -22,14 +22,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptoalgo_core.config import CoinSpec, SourcesConfig
+from cryptoalgo_core.checks import CheckOutcome, skipped
+from cryptoalgo_core.config import CoinSpec, MarketDataGates, SourcesConfig
+from cryptoalgo_core.market import checks as mc
+from cryptoalgo_core.market.gaps import merge_intervals
+from cryptoalgo_core.market.partitions import DatasetSlice, PartitionReport, quarter_reports
 from cryptoalgo_core.market.validate import (
     ValidationResult,
     validate_funding,
     validate_ohlcv,
     validate_open_interest,
 )
-from cryptoalgo_core.timeutil import DAY_MS, floor_hour, ms_to_iso
+from cryptoalgo_core.timeutil import (
+    DAY_MS,
+    HOUR_MS,
+    floor_hour,
+    ms_to_iso,
+    parse_date_ms,
+    quarter_bounds,
+    quarter_key,
+)
 from resources.sources.base import (
     FUNDING_COLUMNS,
     OHLCV_COLUMNS,
@@ -37,9 +49,10 @@ from resources.sources.base import (
     FatalSourceError,
     MarketSource,
     RetryableSourceError,
+    SourceError,
     UnsupportedDataError,
 )
-from resources.store import MarketStore
+from resources.store import MarketStore, family_of
 
 LogFn = Callable[[str], None]
 ProgressFn = Callable[[str, str, int, int], None]  # coin, kind, done_ms, total_ms
@@ -333,3 +346,93 @@ def window_for(
     days = backfill_days if backfill_days is not None else 365
     return now - days * DAY_MS, now
 
+
+# ------------------------------------------------------------------------ per-quarter batches (Dagster)
+def _safe_now(sources: SourceSet, kind: str) -> int | None:
+    try:
+        return sources.now_ms(kind)
+    except SourceError:
+        return None
+
+
+@dataclass
+class QuarterBatch:
+    """One dataset of one coin over the run's quarters: what was fetched, and every partition's report."""
+
+    kind: str
+    coin: str
+    logs: list[str]
+    reports: list[PartitionReport]
+
+
+def _window(quarters: list[str], clip: tuple[str, str], kind: str, now: int | None) -> tuple[int, int]:
+    lo, hi = quarter_bounds(quarters[0])[0], quarter_bounds(quarters[-1])[1]
+    if clip[0]:
+        lo = max(lo, parse_date_ms(clip[0]))
+    if clip[1]:
+        hi = min(hi, parse_date_ms(clip[1]))
+    if now is not None:
+        hi = min(hi, horizon(kind, now))
+    return lo, hi
+
+
+def _progress(logs: list[str], span_ms: int):  # noqa: ANN202
+    """Progress lines for long fetches only (each log line is an event in the instance)."""
+    last: dict[str, int] = {}
+
+    def report(coin: str, kind: str, done: int, total: int) -> None:
+        if span_ms < 90 * DAY_MS:
+            return
+        step = int(4 * done / max(total, 1))
+        if step > last.get(kind, -1):
+            last[kind] = step
+            logs.append(f"{coin} {kind}: {25 * step}% of the missing window fetched")
+
+    return report
+
+
+def _reconcile(rows: pd.DataFrame, newest: str, sources: SourceSet, spec: Any, gates: Any) -> CheckOutcome:
+    """Coinbase vs CCXT closes over the newest hours (only the auto source set includes a second venue)."""
+    a, b = quarter_bounds(newest)
+    part = rows[(rows["ts"] >= a) & (rows["ts"] < b)]
+    if sources.source != "auto" or part.empty:
+        return skipped("source_reconciliation", f"single source ({sources.source})")
+    if not any(str(s).startswith("coinbase") for s in part["source"].unique()):
+        return skipped("source_reconciliation", "no Coinbase candles in this quarter")
+    end = int(part["ts"].max()) + HOUR_MS
+    start = max(int(part["ts"].min()), end - gates.reconcile_sample_hours * HOUR_MS)
+    try:
+        other = sources.get("ccxt").fetch_ohlcv(spec.symbol("ccxt"), start, end)
+    except SourceError as exc:
+        return skipped("source_reconciliation", f"CCXT unavailable: {exc}")
+    return mc.reconcile_closes(part[part["ts"] >= start], other, gates.reconcile_tolerance_bps)
+
+
+def ingest_quarters(kind: str, coin: str, quarters: list[str], clip: tuple[str, str], store: MarketStore,
+                  sources: SourceSet, spec: CoinSpec, gates: MarketDataGates) -> QuarterBatch:
+    """Fetch what the store lacks for `kind` of `coin` in the quarters (clipped to [clip[0], clip[1]) when given,
+    and to what exists at the source's now), then report every quarter: its metadata, data version and check
+    outcomes (cryptoalgo_core.market.partitions). Thread-safe: the Dagster layer runs it in a worker thread."""
+    logs: list[str] = []
+    now = _safe_now(sources, kind)
+    lo, hi = _window(quarters, clip, kind, now)
+    unsupported = None
+    if hi > lo:
+        rep = ingest_dataset(kind, spec, sources, store, lo, hi, gates.funding_abs_max, log=logs.append,
+                             progress=_progress(logs, hi - lo))
+        unsupported = rep.unsupported
+        logs.append(f"{coin} {kind}: {rep.rows_written} rows written, {rep.rejected} rejected, {rep.pages} page(s)"
+                    + (f"; not offered: {unsupported}" if unsupported else ""))
+    rows = store.load(kind, coin, quarter_bounds(quarters[0])[0], quarter_bounds(quarters[-1])[1])
+    stats = store.stats(kind, coin)
+    rejects = store.rejects(kind, coin)
+    last = None if stats["last_ts"] is None else int(stats["last_ts"])
+    data = DatasetSlice(
+        kind=kind, rows=rows, coverage=merge_intervals(store.coverage(kind, coin, family_of(sources.chain(kind)[0][0]))),
+        reject_ts=rejects["ts"].to_numpy(np.int64) if len(rejects) else np.empty(0, dtype=np.int64),
+        last_ts=last, now_ms=now, unsupported=unsupported,
+        series_step_ms=mc.infer_step_ms(store.load_ts(kind, coin), HOUR_MS) if kind == "open_interest" else HOUR_MS,
+    )
+    newest = quarter_key(last) if last is not None and quarter_key(last) in quarters else quarters[-1]
+    reconcile = _reconcile(rows, newest, sources, spec, gates) if kind == "ohlcv" else None
+    return QuarterBatch(kind, coin, logs, quarter_reports(data, quarters, gates, reconcile))

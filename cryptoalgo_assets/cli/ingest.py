@@ -20,7 +20,7 @@ from cryptoalgo_assets.cli.common import (
     say,
 )
 from cryptoalgo_assets.cli.session import Session, Settings
-from cryptoalgo_assets.launcher import RunOutcome, RunSpec
+from cryptoalgo_assets.launcher import RunOutcome, RunSpec, trace
 from cryptoalgo_core.config import SOURCES, ConfigError, load_coins, load_gates, load_sources, resolve_coins
 from cryptoalgo_core.timeutil import ms_to_date, ms_to_iso, parse_date_ms
 
@@ -149,18 +149,18 @@ def plan_ingest(
                          coinbase_url=coinbase_url, ccxt_url=ccxt_url)
 
 
-def months_to_run(req: IngestRequest, materialized: dict[str, set[str]], missing: dict[tuple[str, str], list[tuple[int, int]]]
+def quarters_to_run(req: IngestRequest, materialized: dict[str, set[str]], missing: dict[tuple[str, str], list[tuple[int, int]]]
                   ) -> dict[str, list[str]]:
-    """Per coin, the months of the window that need a run: some dataset's partition is not materialized,
-    or the store's fetch coverage lacks part of the window inside that month (e.g. the still-filling one)."""
-    from partitions import coin_month_key, month_bounds, months_between
+    """Per coin, the quarters of the window that need a run: some dataset's partition is not materialized,
+    or the store's fetch coverage lacks part of the window inside that quarter (e.g. the still-filling one)."""
+    from partitions import coin_quarter_key, quarter_bounds, quarters_between
 
     out: dict[str, list[str]] = {}
     for coin in req.coins:
         need = []
-        for m in months_between(req.start_ms, req.end_ms):
-            a, b = month_bounds(m)
-            key = coin_month_key(coin, m)
+        for m in quarters_between(req.start_ms, req.end_ms):
+            a, b = quarter_bounds(m)
+            key = coin_quarter_key(coin, m)
             if any(key not in materialized[k] for k in req.kinds) or any(
                 s < b and e > a for k in req.kinds for s, e in missing[(coin, k)]
             ):
@@ -172,7 +172,7 @@ def months_to_run(req: IngestRequest, materialized: dict[str, set[str]], missing
 
 def run_specs(req: IngestRequest, need: dict[str, list[str]], order: list[str]) -> list[RunSpec]:
     """One run per block of coins that are adjacent in the configured order (a run targets a rectangle
-    coin range x month range), over the union of the block's months."""
+    coin range x quarter range), over the union of the block's quarters."""
     from cryptoalgo_assets.defs.market_data import MARKET_JOB, MARKET_OI_JOB, range_tags
 
     coins = [c for c in order if c in need]
@@ -205,14 +205,13 @@ def run_ingest(session: Session, req: IngestRequest) -> tuple[list[RunOutcome], 
 
     from resources.store import MarketStore, family_of
 
-    assert session.instance is not None
     instance = session.instance
     materialized = {k: set(instance.get_materialized_partitions(dg.AssetKey(k))) for k in req.kinds}
     store = MarketStore(req.db_url)
     try:
         missing = {(c, k): store.missing_windows(k, c, req.source, req.start_ms, req.end_ms)
                    for c in req.coins for k in req.kinds}
-        need = months_to_run(req, materialized, missing)
+        need = quarters_to_run(req, materialized, missing)
         specs = run_specs(req, need, list(load_coins()))
         family = family_of(req.source)
         span = max(1, req.end_ms - req.start_ms)
@@ -310,15 +309,18 @@ def data_summary(db_url: str, coins: list[str] | None = None) -> Any:
 @ingest_options
 @command_errors
 def ingest(backfill_only: bool, no_progress: bool, **kw: Any) -> None:
-    """Ingest OHLCV + funding (+ OI) for coins x months into the market store, via Dagster runs."""
-    req = plan_ingest(**kw)
-    say(f"ingest {','.join(req.coins)} from {req.source}: {ms_to_iso(req.start_ms)} .. {ms_to_iso(req.end_ms)} "
-        f"into {_redact(req.db_url)}")
-    with Session("ingest", Settings(req.db_url), show_progress=not no_progress) as session:
+    """Ingest OHLCV + funding (+ OI) for coins x quarters into the market store, via Dagster runs."""
+    from resources.store import default_db_url
+
+    with Session("ingest", Settings(default_db_url(kw["db_path"])), show_progress=not no_progress) as session:
+        req = plan_ingest(**kw)  # the code location loads meanwhile; nothing runs before this passes
+        say(f"ingest {','.join(req.coins)} from {req.source}: {ms_to_iso(req.start_ms)} .. {ms_to_iso(req.end_ms)} "
+            f"into {_redact(req.db_url)}")
         outcomes, n = run_ingest(session, req)
     if not n:
-        say("nothing to fetch: every month of the window is materialized and covered")
+        say("nothing to fetch: every quarter of the window is materialized and covered")
     console.print(data_summary(req.db_url, req.coins))
+    trace("summary_printed")
     raise SystemExit(report_runs(outcomes))
 
 

@@ -124,10 +124,12 @@ def features(coins: str | None, db_path: str | None, start: str | None, end: str
         load_gates()
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
-    window = Window.parse(start, end)
-    url = _store_url(db_path)
-    check_research_inputs(coin_list, url, window)
-    with Session("features", Settings(url), show_progress=not no_progress) as session:
+    from resources.store import default_db_url
+
+    with Session("features", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
+        window = Window.parse(start, end)
+        url = _store_url(db_path)
+        check_research_inputs(coin_list, url, window)
         outcomes = session.run(research_specs(coin_list, window), title="features + data QA")
     print_qa(coin_list)
     raise SystemExit(report_runs(outcomes, gate=True))
@@ -183,11 +185,13 @@ def train(coin_opt: tuple[str, ...], holdout_days: int | None, cohort: str | Non
         coin_list = resolve_coins(",".join(coin_opt) if coin_opt else None, load_coins())
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    from resources.store import default_db_url
+
     cohort_name = _validate_cohort(cohort)
-    window = Window.parse(start, end)
-    url = _store_url(db_path)
-    _gate_before_training(coin_list)
-    with Session("train", Settings(url), show_progress=not no_progress) as session:
+    with Session("train", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
+        window = Window.parse(start, end)
+        _store_url(db_path)
+        _gate_before_training(coin_list)
         outcomes = session.run(model_specs(coin_list, window, holdout_days, cohort_name), title="train + backtest")
     print_edges(coin_list, cohort_name)
     raise SystemExit(report_runs(outcomes, gate=False))
@@ -206,12 +210,14 @@ def demo(db_path: str | None, days: int, no_progress: bool) -> None:
         raise CliError(str(exc)) from exc
     if not coins:
         raise CliError("no coin of config/coins.yaml is defined in config/synthetic.yaml")
-    req = plan_ingest(",".join(coins), "synthetic", None, None, days, True, db_path, None)
-    note = f" (skipping {lacking}: not in config/synthetic.yaml)" if lacking else ""
-    say(f"demo: synthetic market, {len(req.coins)} coins x {days} days "
-        f"({ms_to_date(req.start_ms)} .. {ms_to_date(req.end_ms)}){note}")
+    from resources.store import default_db_url
+
     cohort = _validate_cohort(None)
-    with Session("demo", Settings(req.db_url), show_progress=not no_progress) as session:
+    with Session("demo", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
+        req = plan_ingest(",".join(coins), "synthetic", None, None, days, True, db_path, None)
+        note = f" (skipping {lacking}: not in config/synthetic.yaml)" if lacking else ""
+        say(f"demo: synthetic market, {len(req.coins)} coins x {days} days "
+            f"({ms_to_date(req.start_ms)} .. {ms_to_date(req.end_ms)}){note}")
         ingested, _n = run_ingest(session, req)
         from resources.store import MarketStore
 

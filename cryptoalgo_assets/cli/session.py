@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cryptoalgo_assets.cli.common import EXIT_INTERRUPTED, err
 from cryptoalgo_assets.cli.progress import ProgressView
-from cryptoalgo_assets.instance import prepare_instance, quiet_dagster
+from cryptoalgo_assets.instance import dagster_home, instance_ready, prepare_instance, quiet_dagster
 from cryptoalgo_assets.launcher import (
     CodeServer,
     RunOutcome,
@@ -27,6 +27,7 @@ from cryptoalgo_assets.launcher import (
     outcome,
     run_tags,
     sweep_orphans,
+    trace,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Settings:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
+        dagster_home()  # resolved (./dagster_home by default) and exported before any child sees the env
         env = dict(os.environ)
         env.update(self.extra_env)
         env["TRADER_DB_URL"] = self.db_url
@@ -58,37 +60,53 @@ class Settings:
 
 
 class Session:
+    """Open it around a command's validation: when the instance already exists, the code location starts
+    loading at once (it takes a second or two) while the command validates its input; on a fresh
+    DAGSTER_HOME it starts only after the instance's storages were created under the lock (a loading code
+    server opens the instance too). Nothing is submitted before `run`."""
+
     def __init__(self, command: str, settings: Settings, show_progress: bool = True) -> None:
         self.command = command
         self.settings = settings
         self.show_progress = show_progress
         self.server = CodeServer(settings.env())
-        self.instance: dg.DagsterInstance | None = None
+        self._instance: dg.DagsterInstance | None = None
         self.batch = uuid.uuid4().hex[:12]
 
     def __enter__(self) -> Session:
-        quiet_dagster()
-        self.instance = prepare_instance()  # before any other process (code server, launches) opens it
-        self.server.start()  # loads the code location while this process sweeps and plans
-        stale = sweep_orphans(self.instance)
-        if stale:
-            err.print(f"marked {len(stale)} run(s) failed that a killed earlier command left running: "
-                      f"{', '.join(s[:8] for s in stale)}", markup=False, style="yellow")
+        trace("session_start", command=self.command)
+        if instance_ready():
+            self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.close()
+        trace("closed")
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        if self._instance is None:
+            quiet_dagster()
+            self._instance = prepare_instance()  # before any other process (code server, launches) opens it
+            trace("instance_ready")
+            self.server.start()  # no-op when it is already loading
+            stale = sweep_orphans(self._instance)
+            if stale:
+                err.print(f"marked {len(stale)} run(s) failed that a killed earlier command left running: "
+                          f"{', '.join(s[:8] for s in stale)}", markup=False, style="yellow")
+        return self._instance
 
     def run(self, specs: list[RunSpec], progress_rows: list[str] | None = None, probe: Probe | None = None,
             title: str = "") -> list[RunOutcome]:
         """Submit `specs`, follow them to their end with live progress, return their outcomes.
 
         Without a probe there is one progress row per spec label, complete when its run succeeds."""
-        assert self.instance is not None
         if not specs:
             return []
         instance = self.instance
+        trace("launch_start", runs=len(specs))
         ids = self.server.launch(specs, run_tags(self.command, self.batch))
+        trace("launched", run_ids=ids)
         by_id = dict(zip(ids, specs, strict=True))
         rows = progress_rows or [s.label for s in specs]
         view = ProgressView(rows, enabled=self.show_progress, title=title)
@@ -104,8 +122,11 @@ class Session:
         try:
             with view:
                 follow(instance, ids, tick)
+            trace("finished", run_ids=ids)
         except KeyboardInterrupt:
             err.print(f"interrupted: cancelling {len(ids)} submitted run(s)", markup=False, style="red")
             cancel(instance, ids)
             sys.exit(EXIT_INTERRUPTED)
-        return [outcome(instance, rid, by_id[rid].label) for rid in ids]
+        out = [outcome(instance, rid, by_id[rid].label) for rid in ids]
+        trace("outcomes_read")
+        return out

@@ -10,11 +10,9 @@ import warnings
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from cryptoalgo_assets.checks import to_result
 from cryptoalgo_assets.defs.features import COINS, FRESH, RAW, ml_dataset
-from resources.artifacts import ArtifactStore
 from resources.dagster_resources import (
     ArtifactsResource,
     MarketStoreResource,
@@ -63,7 +61,9 @@ def data_qa(
     plan = FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json"))
     lo, hi = research.window()
     ts = market_store.store().load_ts("ohlcv", coin, lo, hi)
-    report, outcomes = qa_report(coin, pd.Series(ts, dtype="int64").to_numpy(), ds, list(plan.names),
+    import numpy as np
+
+    report, outcomes = qa_report(coin, np.asarray(ts, dtype=np.int64), ds, list(plan.names),
                                  project.gates().data_qa, plan=plan)
     art.write_json(report, "qa", f"{coin}.json")
     write_qa_summary(art)
@@ -80,7 +80,7 @@ def data_qa(
     )
 
 
-def qa_summary_rows(art: ArtifactStore) -> list[dict[str, Any]]:
+def qa_summary_rows(art: Any) -> list[dict[str, Any]]:
     rows = []
     for p in sorted(art.path("qa").glob("*.json")):
         r = json.loads(p.read_text())
@@ -100,13 +100,15 @@ def qa_summary_rows(art: ArtifactStore) -> list[dict[str, Any]]:
     return rows
 
 
-def write_qa_summary(art: ArtifactStore) -> None:
+def write_qa_summary(art: Any) -> None:
     """Rebuild qa/summary.csv from every qa/<COIN>.json, under a lock (coins run concurrently)."""
+    import pandas as pd
+
     with art.lock("qa_summary"):
         art.write_csv(pd.DataFrame(qa_summary_rows(art)), "qa", "summary.csv")
 
 
-def blocking_failures(art: ArtifactStore, coin: str) -> list[str] | None:
+def blocking_failures(art: Any, coin: str) -> list[str] | None:
     """Blocking QA checks that failed for `coin` (None: no QA report yet)."""
     path = art.path("qa", f"{coin}.json")
     if not path.exists():

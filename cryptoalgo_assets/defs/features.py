@@ -11,20 +11,19 @@ from typing import Any
 import dagster as dg
 
 from cryptoalgo_core.timeutil import ms_to_iso
-from partitions import coin_from_coin_month, coin_partitions
+from partitions import coin_from_coin_quarter, coin_partitions
 from resources.dagster_resources import (
     ArtifactsResource,
     MarketStoreResource,
     ProjectConfigResource,
     ResearchResource,
 )
-from resources.store import MarketStore
 
 COINS = coin_partitions()
-RAW = {name: dg.AssetDep(name, partition_mapping=coin_from_coin_month())
+RAW = {name: dg.AssetDep(name, partition_mapping=coin_from_coin_quarter())
        for name in ("ohlcv", "funding", "open_interest")}
 
-# Keep the research data fresh after new market data: like eager(), but a coin's months that were never
+# Keep the research data fresh after new market data: like eager(), but a coin's quarters that were never
 # ingested (most of the calendar) must not hold it back, so `any_deps_missing` is not a blocker here.
 FRESH = (
     (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
@@ -33,7 +32,7 @@ FRESH = (
 ).with_label("fresh after new market data")
 
 
-def load_panel(store: MarketStore, coins: list[str], window: tuple[int | None, int | None]) -> Any:
+def load_panel(store: Any, coins: list[str], window: tuple[int | None, int | None]) -> Any:
     """Stored history of `coins` inside the research window (shared features need the whole basket)."""
     from cryptoalgo_core.features.build import MarketPanel
 

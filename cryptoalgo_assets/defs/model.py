@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import dagster as dg
-import numpy as np
 
 from cryptoalgo_assets.defs.data_qa import blocking_failures, data_qa
 from cryptoalgo_assets.defs.features import COINS, RAW, features, ml_dataset
@@ -18,8 +17,6 @@ from resources.dagster_resources import (
     ProjectConfigResource,
     ResearchResource,
 )
-from resources.store import redact_url
-from resources.tracking import run_manifest
 
 TRAINING_POOL = "model_training"  # dagster_home/dagster.yaml caps concurrent training steps across runs
 
@@ -52,6 +49,8 @@ def walk_forward_model(
     research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
+    import numpy as np
+
     from cryptoalgo_core.features.plan import FeaturePlan
     from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
 
@@ -109,8 +108,12 @@ def backtest(
     research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
+    import numpy as np
+
     from cryptoalgo_core.backtest.html import render_report
     from cryptoalgo_core.backtest.report import backtest_coin
+    from resources.store import redact_url
+    from resources.tracking import run_manifest
 
     coin = context.partition_key
     profile = project.coins()[coin].profile
@@ -159,7 +162,9 @@ def backtest(
 
 
 def _ratio_md(r: float) -> str:
-    return f"{r:.2f}" if np.isfinite(r) else "n/a"
+    import math
+
+    return f"{r:.2f}" if math.isfinite(r) else "n/a"
 
 
 def edge_markdown(d: dict[str, Any]) -> str:

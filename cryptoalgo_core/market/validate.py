@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,6 +105,45 @@ def _prepare_ts(df: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, pd.Series]:
     return out, reasons
 
 
+def _empty_rejects() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"ts": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object"), "payload": pd.Series(dtype="object")}
+    )
+
+
+def _clean_fast(df: pd.DataFrame, cols: list[str], ok: Any) -> ValidationResult | None:
+    """The common case, without string work: numeric dtypes, strictly increasing integer ts and every row
+    valid (`ok(numeric frame) -> bool`). None when anything needs the full (row-by-row) path."""
+    ts = df["ts"]
+    if not pd.api.types.is_integer_dtype(ts.dtype) or len(df) == 0:
+        return None
+    values = [c for c in cols if c not in ("ts", "unit")]
+    if not all(pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype)
+               for c in values):
+        return None
+    t = ts.to_numpy(np.int64)
+    if t.size > 1 and not bool((np.diff(t) > 0).all()):
+        return None
+    out = pd.DataFrame({c: (t if c == "ts" else df[c].to_numpy() if c == "unit" else df[c].to_numpy(np.float64))
+                        for c in cols})
+    if not ok(out):
+        return None
+    return ValidationResult(out, _empty_rejects(), 0)
+
+
+def _ohlcv_ok(step_ms: int):  # noqa: ANN202
+    def ok(d: pd.DataFrame) -> bool:
+        t = d["ts"].to_numpy()
+        o, h, lo, c, v = (d[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+        with np.errstate(invalid="ignore"):
+            good = (t >= 0) & (t % step_ms == 0) & np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
+            good &= np.isfinite(v) & (o > 0) & (h > 0) & (lo > 0) & (c > 0) & (v >= 0) & (h >= lo)
+            good &= (lo <= np.minimum(o, c)) & (h >= np.maximum(o, c))
+        return bool(good.all())
+
+    return ok
+
+
 def validate_ohlcv(df: pd.DataFrame, step_ms: int = HOUR_MS) -> ValidationResult:
     """Split raw OHLCV into clean rows and rejects.
 
@@ -111,6 +151,9 @@ def validate_ohlcv(df: pd.DataFrame, step_ms: int = HOUR_MS) -> ValidationResult
     volume finite and >= 0; low <= min(open, close); high >= max(open, close) (hence high >= low).
     """
     _require_columns(df, OHLCV_COLUMNS, "ohlcv")
+    fast = _clean_fast(df, OHLCV_COLUMNS, _ohlcv_ok(step_ms))
+    if fast is not None:
+        return fast
     if df.empty:
         empty = pd.DataFrame({c: pd.Series(dtype="int64" if c == "ts" else "float64") for c in OHLCV_COLUMNS})
         return ValidationResult(empty, _split(empty, pd.Series(dtype="object"), OHLCV_COLUMNS)[1], 0)
@@ -137,6 +180,14 @@ def validate_ohlcv(df: pd.DataFrame, step_ms: int = HOUR_MS) -> ValidationResult
 def validate_funding(df: pd.DataFrame, abs_max: float) -> ValidationResult:
     """Clean funding: finite rate with |rate| <= abs_max (fraction per funding interval)."""
     _require_columns(df, ["ts", "rate"], "funding")
+
+    def ok(d: pd.DataFrame) -> bool:
+        r = d["rate"].to_numpy()
+        return bool((np.isfinite(r) & (np.abs(r) <= abs_max)).all() and (d["ts"].to_numpy() >= 0).all())
+
+    fast = _clean_fast(df, ["ts", "rate"], ok)
+    if fast is not None:
+        return fast
     df, reasons = _prepare_ts(df[["ts", "rate"]], "funding")
     df = _to_numeric(df, ["rate"])
     df["_r"] = reasons
@@ -152,6 +203,16 @@ def validate_funding(df: pd.DataFrame, abs_max: float) -> ValidationResult:
 def validate_open_interest(df: pd.DataFrame) -> ValidationResult:
     """Clean OI: finite value >= 0 and a non-empty unit."""
     _require_columns(df, ["ts", "value", "unit"], "open_interest")
+
+    def ok(d: pd.DataFrame) -> bool:
+        val = d["value"].to_numpy()
+        units = d["unit"].to_numpy(object)
+        return bool((np.isfinite(val) & (val >= 0)).all() and (d["ts"].to_numpy() >= 0).all()
+                    and all(isinstance(u, str) and u != "" for u in units))
+
+    fast = _clean_fast(df, ["ts", "value", "unit"], ok)
+    if fast is not None:
+        return fast
     df, reasons = _prepare_ts(df[["ts", "value", "unit"]], "open_interest")
     df = _to_numeric(df, ["value"])
     df["_r"] = reasons

@@ -145,9 +145,11 @@ def test_research_automation_requests_research_after_new_market_data(full_store:
         "research": ResearchResource(), "artifacts": ArtifactsResource(data_dir=str(tmp_path / "data"))})
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     store = MarketStore(full_store)
-    month = pd.Timestamp(store.stats("ohlcv", "ETH")["last_ts"], unit="ms", tz="UTC").strftime("%Y-%m-01")
+    from cryptoalgo_core.timeutil import quarter_key
+
+    quarter = quarter_key(int(store.stats("ohlcv", "ETH")["last_ts"]))
     res = dg.materialize([market_data.market_data], selection=["ohlcv"], instance=instance,
-                         partition_key=f"ETH|{month}", resources={
+                         partition_key=f"ETH|{quarter}", resources={
                              "market_store": MarketStoreResource(db_url=full_store),
                              "market_source": MarketSourceResource(source="synthetic"),
                              "project": ProjectConfigResource()})

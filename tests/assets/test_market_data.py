@@ -1,4 +1,4 @@
-"""Market-data stage through Dagster: coin x month partitions from loopback exchanges, per-partition metadata and
+"""Market-data stage through Dagster: coin x quarter partitions from loopback exchanges, per-partition metadata and
 checks (a failing BTC check stays on BTC), data versions, schedules that honour include_oi."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from tests.fakes.fake_binance import FakeBinance
 from tests.fakes.fake_coinbase import FakeCoinbase
 
 JAN = parse_date_ms("2024-01-01")
-FEB = parse_date_ms("2024-02-01")
+MAR = parse_date_ms("2024-03-01")  # the fixtures span March (Q1) and April (Q2)
+APR = parse_date_ms("2024-04-01")
 
 
 def _resources(db: str, source: str, cb: FakeCoinbase, bn: FakeBinance | None = None) -> dict:
@@ -32,23 +33,24 @@ def _resources(db: str, source: str, cb: FakeCoinbase, bn: FakeBinance | None = 
 
 
 def _run(instance: dg.DagsterInstance, db: str, source: str, cb: FakeCoinbase, start: str, end: str,
-         bn: FakeBinance | None = None, kinds: tuple[str, ...] = ("ohlcv",)) -> dg.ExecuteInProcessResult:
+         bn: FakeBinance | None = None, kinds: tuple[str, ...] = ("ohlcv",),
+         window: tuple[str, str] = ("2024-03-01", "2024-05-01")) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [market_data.market_data],
         selection=list(kinds),
         instance=instance,
         resources=_resources(db, source, cb, bn),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
-        run_config={"ops": {"market_data": {"config": {"start": "2024-01-01", "end": "2024-03-01"}}}},
+        run_config={"ops": {"market_data": {"config": {"start": window[0], "end": window[1]}}}},
         raise_on_error=False,
     )
 
 
 @pytest.fixture
 def two_coins() -> Iterator[tuple[FakeCoinbase, pd.DataFrame, pd.DataFrame]]:
-    btc = hourly_ohlcv(JAN, 24 * 60, seed=3, price=40000.0)  # Jan + Feb
-    eth = hourly_ohlcv(JAN, 24 * 60, seed=4, price=2000.0)
-    broken = btc.drop(index=range(24 * 40, 24 * 40 + 30)).reset_index(drop=True)  # a 30-hour gap in February
+    btc = hourly_ohlcv(MAR, 24 * 61, seed=3, price=40000.0)  # March (Q1) + April (Q2)
+    eth = hourly_ohlcv(MAR, 24 * 61, seed=4, price=2000.0)
+    broken = btc.drop(index=range(24 * 40, 24 * 40 + 30)).reset_index(drop=True)  # a 30-hour gap in April
     with FakeCoinbase({"BTC-USD": broken, "ETH-USD": eth}) as cb:
         yield cb, broken, eth
 
@@ -63,14 +65,14 @@ def test_one_run_materializes_every_partition_with_its_own_metadata(tmp_path: Pa
     cb, btc, eth = two_coins
     db = f"sqlite:///{tmp_path / 'm.db'}"
     instance = dg.DagsterInstance.ephemeral()
-    res = _run(instance, db, "coinbase", cb, "BTC|2024-01-01", "ETH|2024-02-01")
+    res = _run(instance, db, "coinbase", cb, "BTC|2024-01-01", "ETH|2024-04-01")
     assert res.success
     assert instance.get_materialized_partitions(dg.AssetKey("ohlcv")) == {
-        "BTC|2024-01-01", "BTC|2024-02-01", "ETH|2024-01-01", "ETH|2024-02-01"}
+        "BTC|2024-01-01", "BTC|2024-04-01", "ETH|2024-01-01", "ETH|2024-04-01"}
     mats = {m.partition: m for m in res.asset_materializations_for_node("market_data")}
-    assert mats["BTC|2024-01-01"].metadata["rows"].value == 31 * 24
-    assert mats["BTC|2024-02-01"].metadata["rows"].value == 29 * 24 - 30  # only this partition's rows
-    assert mats["BTC|2024-02-01"].metadata["largest_gap_hours"].value == 30
+    assert mats["BTC|2024-01-01"].metadata["rows"].value == 31 * 24  # March: only this partition's rows
+    assert mats["BTC|2024-04-01"].metadata["rows"].value == 30 * 24 - 30
+    assert mats["BTC|2024-04-01"].metadata["largest_gap_hours"].value == 30
     assert mats["ETH|2024-01-01"].metadata["gaps"].value == 0
     store = MarketStore(db)
     assert store.load("ohlcv", "BTC")["ts"].tolist() == btc["ts"].tolist()
@@ -81,12 +83,12 @@ def test_failing_btc_check_stays_on_btc_when_eth_passes_later(tmp_path: Path, tw
     cb, _btc, _eth = two_coins
     db = f"sqlite:///{tmp_path / 'm.db'}"
     instance = dg.DagsterInstance.ephemeral()
-    assert _run(instance, db, "coinbase", cb, "BTC|2024-01-01", "ETH|2024-02-01").success
-    assert _run(instance, db, "coinbase", cb, "ETH|2024-01-01", "ETH|2024-02-01").success  # ETH again, passes
+    assert _run(instance, db, "coinbase", cb, "BTC|2024-01-01", "ETH|2024-04-01").success
+    assert _run(instance, db, "coinbase", cb, "ETH|2024-01-01", "ETH|2024-04-01").success  # ETH again, passes
     status = _check_status(instance, "ohlcv", "hourly_continuity")
-    assert status["BTC|2024-02-01"] == "FAILED"
+    assert status["BTC|2024-04-01"] == "FAILED"
     assert status["BTC|2024-01-01"] == "SUCCEEDED"
-    assert status["ETH|2024-01-01"] == status["ETH|2024-02-01"] == "SUCCEEDED"
+    assert status["ETH|2024-01-01"] == status["ETH|2024-04-01"] == "SUCCEEDED"
 
 
 def test_data_version_changes_only_when_the_rows_change(tmp_path: Path, two_coins) -> None:
@@ -97,15 +99,15 @@ def test_data_version_changes_only_when_the_rows_change(tmp_path: Path, two_coin
     def versions(res: dg.ExecuteInProcessResult) -> dict[str, str]:
         return {m.partition: m.tags["dagster/data_version"] for m in res.asset_materializations_for_node("market_data")}
 
-    first = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-02-01"))
-    again = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-02-01"))
+    first = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-04-01"))
+    again = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-04-01"))
     assert first == again
     store = MarketStore(db)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE ohlcv SET close = close * 1.01 WHERE coin='BTC' AND ts = ?", (JAN + 5 * HOUR_MS,))
-    changed = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-02-01"))
+        conn.exec_driver_sql("UPDATE ohlcv SET close = close * 1.01 WHERE coin='BTC' AND ts = ?", (MAR + 5 * HOUR_MS,))
+    changed = versions(_run(instance, db, "coinbase", cb, "BTC|2024-01-01", "BTC|2024-04-01"))
     assert changed["BTC|2024-01-01"] != first["BTC|2024-01-01"]
-    assert changed["BTC|2024-02-01"] == first["BTC|2024-02-01"]
+    assert changed["BTC|2024-04-01"] == first["BTC|2024-04-01"]
 
 
 def test_rerun_fetches_only_what_is_missing(tmp_path: Path, two_coins) -> None:
@@ -129,7 +131,8 @@ def test_checks_catch_bad_candle_and_divergent_source(tmp_path: Path) -> None:
     ) as bn:
         db = f"sqlite:///{tmp_path / 'm.db'}"
         instance = dg.DagsterInstance.ephemeral()
-        res = _run(instance, db, "auto", cb, "BTC|2024-01-01", "BTC|2024-01-01", bn, kinds=("ohlcv", "funding"))
+        res = _run(instance, db, "auto", cb, "BTC|2024-01-01", "BTC|2024-01-01", bn, kinds=("ohlcv", "funding"),
+                   window=("2024-01-01", "2024-01-04"))
     assert res.success
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in res.get_asset_check_evaluations()}
     inv = checks[("ohlcv", "ohlc_invariants")]
@@ -142,7 +145,7 @@ def test_checks_catch_bad_candle_and_divergent_source(tmp_path: Path) -> None:
     assert len(rej) == 1 and "high_below_low" in rej.loc[0, "reason"]
 
 
-def test_schedules_target_the_month_of_every_coin_and_honour_include_oi(tmp_path: Path, monkeypatch) -> None:
+def test_schedules_target_the_quarter_of_every_coin_and_honour_include_oi(tmp_path: Path, monkeypatch) -> None:
     from cryptoalgo_assets.definitions import build_definitions
 
     repo = Path(__file__).resolve().parents[2] / "config"
@@ -158,22 +161,27 @@ def test_schedules_target_the_month_of_every_coin_and_honour_include_oi(tmp_path
         (cfg / "sources.yaml").write_text(text)
         sched = defs.resolve_schedule_def("daily_market_data_schedule")
         ctx = dg.build_schedule_context(
-            scheduled_execution_time=pd.Timestamp("2024-03-01 00:20", tz="UTC").to_pydatetime())
+            scheduled_execution_time=pd.Timestamp("2024-04-01 00:20", tz="UTC").to_pydatetime())
         reqs = sched.evaluate_tick(ctx).run_requests
         assert reqs is not None and len(reqs) == 1
         return reqs[0]
 
     off, on = tick(False), tick(True)
-    assert off.tags["dagster/asset_partition_range_start"] == "BTC|2024-02-01"  # the previous day's month
-    assert off.tags["dagster/asset_partition_range_end"] == "DOGE|2024-02-01"
+    assert off.tags["dagster/asset_partition_range_start"] == "BTC|2024-01-01"  # the previous day's quarter
+    assert off.tags["dagster/asset_partition_range_end"] == "DOGE|2024-01-01"
     assert {k.to_user_string() for k in off.asset_selection} == {"ohlcv", "funding"}
     assert {k.to_user_string() for k in on.asset_selection} == {"ohlcv", "funding", "open_interest"}
 
 
-def test_months_helpers() -> None:
-    from partitions import month_bounds, month_key, months_between
+def test_quarter_helpers() -> None:
+    from partitions import quarter_bounds, quarter_key, quarter_partitions, quarters_between
 
-    assert month_key(FEB - 1) == "2024-01-01" and month_key(FEB) == "2024-02-01"
-    assert month_bounds("2024-02-01") == (FEB, parse_date_ms("2024-03-01"))
-    assert months_between(JAN + DAY_MS, FEB + 1) == ["2024-01-01", "2024-02-01"]
-    assert months_between(JAN, FEB) == ["2024-01-01"]
+    assert quarter_key(APR - 1) == "2024-01-01" and quarter_key(APR) == "2024-04-01"
+    assert quarter_key(parse_date_ms("2024-12-31")) == "2024-10-01"
+    assert quarter_bounds("2024-10-01") == (parse_date_ms("2024-10-01"), parse_date_ms("2025-01-01"))
+    assert quarters_between(JAN + DAY_MS, APR + 1) == ["2024-01-01", "2024-04-01"]
+    assert quarters_between(JAN, APR) == ["2024-01-01"]
+    with pytest.raises(ValueError, match="first day of a calendar quarter"):
+        quarter_bounds("2024-02-01")
+    keys = quarter_partitions().get_partition_keys()
+    assert keys[:2] == ["2020-01-01", "2020-04-01"] and all(quarter_bounds(k) for k in keys)

@@ -221,7 +221,7 @@ def test_two_commands_at_once_on_a_fresh_dagster_home(tmp_path: Path) -> None:
 
 
 def test_cli_runs_carry_the_code_location_origin(tmp_path: Path) -> None:
-    res = _run(["ingest", "--coins", "BTC,ETH", "--backfill-days", "40", "--no-progress", "--db-path",
+    res = _run(["ingest", "--coins", "BTC,ETH", "--backfill-days", "100", "--no-progress", "--db-path",
                 str(tmp_path / "o.db")])
     assert res.exit_code == 0, res.output
     instance = dg.DagsterInstance.get()
@@ -235,10 +235,10 @@ def test_cli_runs_carry_the_code_location_origin(tmp_path: Path) -> None:
     # partition metadata is per partition, and the checks carry their partition
     mats = instance.fetch_materializations(dg.AssetKey("ohlcv"), limit=100).records
     parts = {m.partition_key: m.asset_materialization.metadata["rows"].value for m in mats}
-    assert set(parts) == {f"{c}|{m}" for c in ("BTC", "ETH") for m in ("2025-11-01", "2025-12-01")}
-    assert parts["BTC|2025-12-01"] == 31 * 24 and parts["BTC|2025-11-01"] == 9 * 24
+    assert set(parts) == {f"{c}|{q}" for c in ("BTC", "ETH") for q in ("2025-07-01", "2025-10-01")}
+    assert parts["BTC|2025-10-01"] == 92 * 24 and parts["BTC|2025-07-01"] == 8 * 24  # each its own quarter
     # a re-run fetches nothing and launches nothing
-    again = _run(["ingest", "--coins", "BTC,ETH", "--backfill-days", "40", "--no-progress", "--db-path",
+    again = _run(["ingest", "--coins", "BTC,ETH", "--backfill-days", "100", "--no-progress", "--db-path",
                   str(tmp_path / "o.db")])
     assert again.exit_code == 0 and "nothing to fetch" in again.output
     assert len(instance.get_runs(filters=dg.RunsFilter(job_name="market_data_job"))) == 1

@@ -67,8 +67,9 @@ def test_replay_of_real_data_through_dagster(tmp_path: Path, real_data_dir: Path
     end = (src.now_ms() // DAY_MS) * DAY_MS
     start = end - 10 * DAY_MS
     db = f"sqlite:///{tmp_path / 'real.db'}"
-    first = pd.Timestamp(start, unit="ms").strftime("%Y-%m-01")
-    last = pd.Timestamp(end - 1, unit="ms").strftime("%Y-%m-01")
+    from cryptoalgo_core.timeutil import quarter_key
+
+    first, last = quarter_key(start), quarter_key(end - 1)
     window = {"start": pd.Timestamp(start, unit="ms").strftime("%Y-%m-%d"),
               "end": pd.Timestamp(end, unit="ms").strftime("%Y-%m-%d")}
     res = dg.materialize(
