@@ -397,3 +397,4 @@ def test_performance_sanity_print() -> None:
         f"({len(res.trades)} trades); sweep {len(sw)} combos x 43,800 bars {t_sweep:.3f} s "
         f"({t_sweep / len(sw) * 1e3:.2f} ms/combo)"
     )
+
