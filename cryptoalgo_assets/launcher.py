@@ -133,6 +133,7 @@ class CodeServer:
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._launchers: list[subprocess.Popen[bytes]] = []
+        self._inflight: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> CodeServer:
         """Start loading the code location (idempotent), and one pre-imported launcher process."""
@@ -187,20 +188,22 @@ class CodeServer:
         useful = [ln for ln in text if ln.strip() and "Warning" not in ln]
         return " | ".join(useful[-lines:]) or "(no output)"
 
-    def launch(self, specs: list[RunSpec], common_tags: Mapping[str, str]) -> list[str]:
-        """Submit every spec through the instance (parallel `dagster job launch` processes); their run ids."""
+    def launch(self, specs: list[RunSpec], common_tags: Mapping[str, str], run_ids: list[str] | None = None) -> list[str]:
+        """Submit every spec through the instance (parallel `dagster job launch` processes); their run ids
+        (`run_ids`, chosen by the caller so that it can cancel them even while they are being submitted)."""
+        run_ids = run_ids or [str(uuid.uuid4()) for _ in specs]
         self.start()
         if len(self._launchers) < len(specs):
             self._warm(len(specs) - len(self._launchers))
         self.wait_ready()
         trace("server_ready")
         procs = []
-        for spec in specs:
-            run_id = str(uuid.uuid4())
+        for spec, run_id in zip(specs, run_ids, strict=True):
             tags = {**common_tags, **spec.tags}
             args = ["job", "launch", "-w", str(self.workspace), "-j", spec.job, "--run-id", run_id,
                     "--tags", json.dumps(tags), "--config-json", json.dumps(spec.run_config)]
             p = self._launchers.pop(0)
+            self._inflight.append(p)
             assert p.stdin is not None
             p.stdin.write((json.dumps(args) + "\n").encode())
             p.stdin.flush()
@@ -212,9 +215,18 @@ class CodeServer:
                 errors.append(f"{spec.job} for {spec.label}: {_error_line((errb or out).decode(errors='replace'))}")
             else:
                 ids.append(run_id)
+        self._inflight = []
         if errors:
             raise LaunchError("could not submit " + "; ".join(errors))
         return ids
+
+    def abort_launches(self) -> None:
+        """Stop submissions still in flight (Ctrl-C while submitting); the caller then cancels the run ids."""
+        for p in self._inflight:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+        self._inflight = []
 
     def close(self) -> None:
         """Stop the code server (its runs are finished or cancelled by then) and the unused launchers."""

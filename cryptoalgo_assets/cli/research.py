@@ -54,27 +54,18 @@ def _store_url(db_path: str | None, must_exist: bool = True) -> str:
 
 
 def check_research_inputs(coins: list[str], url: str, window: Window) -> None:
-    """Every coin and every basket coin it needs has OHLCV inside the window (else exit 2 naming them)."""
-    from resources.dagster_resources import ProjectConfigResource
+    """Every coin has OHLCV inside the window (else exit 2 naming them). Basket coins without data are left out
+    of the shared features by the features stage, with a warning in QA."""
     from resources.store import MarketStore, redact_url
 
-    project = ProjectConfigResource()
     store = MarketStore(url, create=False)
     lo, hi = window.bounds()
     try:
-        needed = sorted({c for coin in coins for c in project.panel_coins(coin)}, key=list(load_coins()).index)
-        empty = [c for c in needed if store.load("ohlcv", c, lo, hi).empty]
+        empty = [c for c in coins if store.load("ohlcv", c, lo, hi).empty]
     finally:
         store.dispose()
     if empty:
-        own = [c for c in empty if c in coins]
-        basket = [c for c in empty if c not in coins]
-        parts = []
-        if own:
-            parts.append(f"no OHLCV stored for {own}")
-        if basket:
-            parts.append(f"basket coin(s) {basket} (coins.yaml `basket`, the shared market features) have no OHLCV")
-        raise CliError(f"{' and '.join(parts)} in {redact_url(url)} within the {window.text()}; "
+        raise CliError(f"no OHLCV stored for {empty} in {redact_url(url)} within the {window.text()}; "
                        f"run `cryptoalgo ingest` first")
 
 

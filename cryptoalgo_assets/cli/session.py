@@ -105,8 +105,7 @@ class Session:
             return []
         instance = self.instance
         trace("launch_start", runs=len(specs))
-        ids = self.server.launch(specs, run_tags(self.command, self.batch))
-        trace("launched", run_ids=ids)
+        ids = [str(uuid.uuid4()) for _ in specs]
         by_id = dict(zip(ids, specs, strict=True))
         rows = progress_rows or [s.label for s in specs]
         view = ProgressView(rows, enabled=self.show_progress, title=title)
@@ -120,11 +119,14 @@ class Session:
                 view.update(by_id[rid].label, 1.0 if status == "SUCCESS" else 0.0, status)
 
         try:
+            self.server.launch(specs, run_tags(self.command, self.batch), ids)
+            trace("launched", run_ids=ids)
             with view:
                 follow(instance, ids, tick)
             trace("finished", run_ids=ids)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # also while submitting: the run ids are known before any run exists
             err.print(f"interrupted: cancelling {len(ids)} submitted run(s)", markup=False, style="red")
+            self.server.abort_launches()
             cancel(instance, ids)
             sys.exit(EXIT_INTERRUPTED)
         out = [outcome(instance, rid, by_id[rid].label) for rid in ids]

@@ -64,13 +64,15 @@ def features(
 
     coin = context.partition_key
     coins = project.coins()
-    panel_coins = project.panel_coins(coin)
     window = research.window()
-    panel = load_panel(market_store.store(), panel_coins, window)
+    panel = load_panel(market_store.store(), project.panel_coins(coin), window)
     if panel.ohlcv[coin].empty:
         raise dg.Failure(f"{coin}: no OHLCV in the market store inside the research window; "
                          f"run `cryptoalgo ingest --coins {coin}` first")
-    plan = feature_plan(panel, coin, coins[coin].features, window)
+    missing = [c for c, df in panel.ohlcv.items() if df.empty]
+    panel = panel.without(missing)
+    panel_coins = panel.coins
+    plan = feature_plan(panel, coin, coins[coin].features, window, missing_basket=missing)
     df = plan.build(panel)
     art = artifacts.store()
     path = art.write_parquet(df, "features", f"{coin}.parquet")

@@ -169,7 +169,7 @@ def _feature_set_outcome(plan: FeaturePlan | None) -> CheckOutcome:
         "qa_feature_set",
         not dropped,
         Severity.WARN,
-        "; ".join(f"feature group {g} left out: {why}" for g, why in dropped.items())
+        "; ".join(why if g == "basket" else f"feature group {g} left out: {why}" for g, why in dropped.items())
         or "every configured feature group has its inputs",
         {"dropped_groups": ",".join(dropped) or "none", "n_features": len(plan.names) if plan is not None else 0},
     )

@@ -48,6 +48,15 @@ class MarketPanel:
     def coins(self) -> list[str]:
         return list(self.ohlcv)
 
+    def without(self, coins: list[str]) -> MarketPanel:
+        """The panel without `coins` (e.g. basket coins with no data in the research window)."""
+        drop = set(coins)
+
+        def keep(d: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+            return {k: v for k, v in d.items() if k not in drop}
+
+        return MarketPanel(keep(self.ohlcv), keep(self.funding), keep(self.open_interest))
+
     def known_by(self, t_ms: int) -> MarketPanel:
         """The panel as known at time `t_ms`: candles closed by then (ts + 1 h <= t_ms), funding and OI
         with ts <= t_ms. For causality tests: features at bar t must equal those computed from

@@ -20,6 +20,8 @@ from cryptoalgo_core.features.registry import FeatureSelection, registry, select
 from cryptoalgo_core.timeutil import ms_to_iso
 
 OPTIONAL_GROUPS = {"open_interest": "open_interest"}  # feature group -> panel input it needs
+CROSS_SECTIONAL = ("rel_ret_24", "xs_rank_ret_1", "xs_rank_ret_24", "dispersion_24")  # need >= 2 coins
+BTC_FEATURES = ("btc_ret_1", "btc_ret_4", "btc_ret_24", "btc_rv_24")  # need BTC in the panel
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,11 @@ def feature_plan(
     coin: str,
     selection: FeatureSelection | None = None,
     window: tuple[int | None, int | None] = (None, None),
+    missing_basket: list[str] | None = None,
 ) -> FeaturePlan:
     """The feature set of `coin` on `panel`: the configured selection minus optional groups whose input the
-    coin has no data for at all."""
+    coin has no data for at all. `missing_basket`: basket coins left out of the panel for lack of OHLCV (the
+    shared features then come from the rest of the basket; recorded as a warning)."""
     sel = selection or FeatureSelection()
     inputs = {
         "ohlcv": _span(panel.ohlcv.get(coin)),
@@ -100,7 +104,15 @@ def feature_plan(
             dropped[group] = (f"no {source.replace('_', ' ')} stored for {coin}"
                               + (" inside the research window" if any(w is not None for w in window) else "")
                               + " (ingest it with --include-oi to use these features)")
-    eff = replace(sel, disabled_groups=(*sel.disabled_groups, *dropped)) if dropped else sel
+    undefined = [*(CROSS_SECTIONAL if len(panel.coins) < 2 else ()), *(BTC_FEATURES if "BTC" not in panel.coins else ())]
+    eff = replace(sel, disabled_groups=(*sel.disabled_groups, *dropped),
+                  exclude=(*sel.exclude, *[n for n in undefined if n not in sel.exclude]))
+    if missing_basket:
+        dropped["basket"] = (f"no OHLCV for basket coin(s) {', '.join(missing_basket)}"
+                             + (" inside the research window" if any(w is not None for w in window) else "")
+                             + f": the shared market features use {', '.join(c for c in panel.coins)} only "
+                             "(ingest the whole basket for the configured feature set)"
+                             + (f"; undefined without them: {', '.join(undefined)}" if undefined else ""))
     specs = selected(registry(panel.coins, coin), eff)
     return FeaturePlan(
         coin=coin,

@@ -111,6 +111,26 @@ def test_open_interest_that_ends_early_blocks_with_a_window_that_fixes_it(tmp_pa
     assert ds["ts"].max() < parse_date_ms(stop)
 
 
+def test_a_single_coin_on_its_own_works(tmp_path: Path) -> None:
+    """Only BTC ingested: its features use what the basket has (BTC), with a warning, and the gate passes."""
+    from cryptoalgo_core.config import load_coins, load_sources
+    from resources.ingest import SourceSet, ingest_dataset
+
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    store = MarketStore(db)
+    sources = SourceSet("synthetic", load_sources())
+    end = sources.now_ms("ohlcv")
+    for kind in ("ohlcv", "funding"):
+        ingest_dataset(kind, load_coins()["BTC"], sources, store, end - 100 * DAY_MS, end, 0.01)
+    res = materialize(db, tmp_path / "data", coin="BTC")
+    assert res.success
+    fs = checks(res)["qa_feature_set"]
+    assert not fs.passed and fs.severity == dg.AssetCheckSeverity.WARN
+    assert "no OHLCV for basket coin(s) ETH, SOL, XRP, DOGE" in (fs.description or "")
+    meta = json.loads((tmp_path / "data" / "features" / "BTC.meta.json").read_text())
+    assert meta["panel_coins"] == ["BTC"] and not any(f.startswith("leadlag_") for f in meta["features"])
+
+
 def test_basket_is_explicit_adding_a_coin_changes_no_other_coin(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
