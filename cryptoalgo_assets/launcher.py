@@ -78,6 +78,7 @@ class RunSpec:
     label: str  # what the run is about, for messages (a coin, or 'BTC..DOGE')
     tags: Mapping[str, str] = field(default_factory=dict)
     run_config: Mapping[str, Any] = field(default_factory=dict)
+    steps: int = 0  # steps of the job (for progress; 0 = unknown)
 
 
 @dataclass

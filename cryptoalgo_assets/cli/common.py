@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
+
+from cryptoalgo_core.timeutil import parse_date_ms
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -63,3 +66,29 @@ def command_errors(fn: F) -> F:
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+@dataclass
+class Window:
+    start: str = ""
+    end: str = ""
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None) -> Window:
+        try:
+            lo = parse_date_ms(start) if start else None
+            hi = parse_date_ms(end) if end else None
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if lo is not None and hi is not None and hi <= lo:
+            raise CliError(f"--end {end} must be after --start {start}")
+        return cls(start or "", end or "")
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        return (parse_date_ms(self.start) if self.start else None, parse_date_ms(self.end) if self.end else None)
+
+    def config(self) -> dict[str, dict[str, str]]:
+        return {"config": {"start": self.start, "end": self.end}}
+
+    def text(self) -> str:
+        return "whole stored history" if not (self.start or self.end) else f"[{self.start or '…'}, {self.end or '…'})"

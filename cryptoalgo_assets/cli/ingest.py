@@ -14,6 +14,7 @@ from cryptoalgo_assets.cli.common import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     CliError,
+    Window,
     command_errors,
     console,
     err,
@@ -104,13 +105,7 @@ def plan_ingest(
                 coin_specs[c].symbol(key)
             except ConfigError as exc:
                 raise CliError(str(exc)) from exc
-    try:
-        s_ms = parse_date_ms(start) if start else None
-        e_ms = parse_date_ms(end) if end else None
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    if s_ms is not None and e_ms is not None and e_ms <= s_ms:
-        raise CliError(f"--end {end} must be after --start {start}")
+    s_ms, e_ms = Window.parse(start, end).bounds()
     if e_ms is not None and s_ms is None:
         raise CliError("--end needs --start")
     try:

@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import click
 
-from cryptoalgo_assets.cli.common import EXIT_GATE_FAILED, CliError, command_errors, console, say
+from cryptoalgo_assets.cli.common import EXIT_GATE_FAILED, CliError, Window, command_errors, console, say
 from cryptoalgo_assets.cli.ingest import plan_ingest, report_runs, run_ingest, synthetic_coins
 from cryptoalgo_assets.cli.session import Session, Settings
 from cryptoalgo_assets.cli.tables import coin_detail_tables, edge_table, qa_table, summary_table
 from cryptoalgo_assets.launcher import RunOutcome, RunSpec
 from cryptoalgo_core.config import ConfigError, load_coins, load_gates, resolve_coins
-from cryptoalgo_core.timeutil import ms_to_date, parse_date_ms
-
-
-@dataclass
-class Window:
-    start: str = ""
-    end: str = ""
-
-    @classmethod
-    def parse(cls, start: str | None, end: str | None) -> Window:
-        try:
-            lo = parse_date_ms(start) if start else None
-            hi = parse_date_ms(end) if end else None
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
-        if lo is not None and hi is not None and hi <= lo:
-            raise CliError(f"--end {end} must be after --start {start}")
-        return cls(start or "", end or "")
-
-    def bounds(self) -> tuple[int | None, int | None]:
-        return (parse_date_ms(self.start) if self.start else None, parse_date_ms(self.end) if self.end else None)
-
-    def config(self) -> dict[str, dict[str, str]]:
-        return {"config": {"start": self.start, "end": self.end}}
-
-    def text(self) -> str:
-        return "whole stored history" if not (self.start or self.end) else f"[{self.start or '…'}, {self.end or '…'})"
+from cryptoalgo_core.timeutil import ms_to_date
 
 
 def _store_url(db_path: str | None, must_exist: bool = True) -> str:
@@ -72,7 +45,7 @@ def check_research_inputs(coins: list[str], url: str, window: Window) -> None:
 def research_specs(coins: list[str], window: Window) -> list[RunSpec]:
     from cryptoalgo_assets.definitions import RESEARCH_JOB
 
-    return [RunSpec(RESEARCH_JOB, c, tags={"dagster/partition": c},
+    return [RunSpec(RESEARCH_JOB, c, tags={"dagster/partition": c}, steps=4,  # features, labels, ml_dataset, data_qa
                     run_config={"resources": {"research": window.config()}}) for c in coins]
 
 
@@ -81,8 +54,8 @@ def model_specs(coins: list[str], window: Window, holdout_days: int | None, coho
 
     rc = {"ops": {"walk_forward_model": {"config": {"holdout_days": -1 if holdout_days is None else holdout_days}}},
           "resources": {"research": window.config(), "artifacts": {"config": {"cohort": cohort}}}}
-    return [RunSpec(MODEL_JOB, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc)
-            for c in coins]
+    return [RunSpec(MODEL_JOB, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc,
+                    steps=2) for c in coins]  # walk_forward_model, backtest
 
 
 def print_qa(coins: list[str]) -> None:

@@ -59,6 +59,28 @@ class Settings:
         return env
 
 
+class _StepProgress:
+    """Share of each run's steps that succeeded (read from its event log at most once a second)."""
+
+    def __init__(self, instance: dg.DagsterInstance, totals: dict[str, int]) -> None:
+        self.instance, self.totals = instance, totals
+        self.done: dict[str, float] = {}
+        self._at = 0.0
+
+    def fractions(self, statuses: dict[str, str]) -> dict[str, float]:
+        import time
+
+        import dagster as dg
+
+        if time.monotonic() - self._at >= 1.0:
+            self._at = time.monotonic()
+            for rid, status in statuses.items():
+                if status == "STARTED" and self.totals.get(rid):
+                    n = len(self.instance.all_logs(rid, of_type=dg.DagsterEventType.STEP_SUCCESS))
+                    self.done[rid] = min(n / self.totals[rid], 1.0) * 0.99
+        return self.done
+
+
 class Session:
     """Open it around a command's validation: when the instance already exists, the code location starts
     loading at once (it takes a second or two) while the command validates its input; on a fresh
@@ -110,13 +132,16 @@ class Session:
         rows = progress_rows or [s.label for s in specs]
         view = ProgressView(rows, enabled=self.show_progress, title=title)
 
+        steps = _StepProgress(instance, {rid: spec.steps for rid, spec in by_id.items()})
+
         def tick(statuses: dict[str, str]) -> None:
             if probe is not None:
                 for row, (frac, status) in probe(by_id, statuses).items():
                     view.update(row, frac, status)
                 return
+            done = steps.fractions(statuses)
             for rid, status in statuses.items():
-                view.update(by_id[rid].label, 1.0 if status == "SUCCESS" else 0.0, status)
+                view.update(by_id[rid].label, 1.0 if status == "SUCCESS" else done.get(rid, 0.0), status)
 
         try:
             self.server.launch(specs, run_tags(self.command, self.batch), ids)
