@@ -31,7 +31,9 @@ class MarketDataGates:
 class DataQaGates:
     """Data-QA thresholds, including the drift settings read by
     :func:`cryptoalgo_core.data_qa.stats.drift_snapshot` (recent ``drift_recent_days`` vs the
-    ``drift_reference_days`` before them; material when PSI > ``drift_psi_warn`` or KS > ``drift_ks_warn``)."""
+    ``drift_reference_days`` before them; material when PSI > ``drift_psi_warn`` or KS > ``drift_ks_warn``,
+    significant when the block-permutation p-value of the KS statistic is <= ``drift_alpha``; a feature warns
+    when both hold)."""
 
     max_gap_hours: int = 12
     max_missing_share: float = 0.02
@@ -41,6 +43,7 @@ class DataQaGates:
     min_labeled_rows: int = 500
     drift_psi_warn: float = 0.25
     drift_ks_warn: float = 0.2
+    drift_alpha: float = 0.01
     drift_recent_days: int = 30
     drift_reference_days: int = 90
     top_features: int = 20
@@ -51,6 +54,8 @@ class DataQaGates:
         for name in ("max_missing_share", "max_feature_missing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
+        if not 1e-4 <= self.drift_alpha <= 0.5:  # the null takes max(500, 5 / alpha) permutations
+            raise ValueError("drift_alpha must be in [0.0001, 0.5]")
         if self.drift_recent_days < 1 or self.drift_reference_days < 1 or self.top_features < 1:
             raise ValueError("drift windows and top_features must be >= 1")
 
