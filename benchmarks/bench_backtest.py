@@ -18,7 +18,9 @@ Semantics alignment (where the two engines agree):
 * fixed SL / TP: ours uses ``w = mult * sigma * sqrt(max_hold)`` in log space, so a constant ``sigma`` array
   ``w_sl / (sl_mult * sqrt(max_hold))`` gives constant widths; vectorbt gets ``sl_stop = 1 - exp(-w_sl)``,
   ``tp_stop = exp(w_tp) - 1`` (the same price levels, up to float rounding); stop fills at the level
-  (``stop_exit_price="stoplimit"``), or at the open on a gap, in both engines;
+  (``stop_exit_price="stoplimit"``), or at the open on a gap, in both engines — except a gap through the TP, which
+  ours fills at the TP level (a resting limit fills at its own price) and vectorbt at the open; ours runs with
+  ``tp_through=0`` (a touch fills, as in vectorbt) and ``slippage_vol_mult=0``; every bar has volume;
 * no max hold in vectorbt 1.2 ``from_signals``: the matching runs use ``max_hold = 10**6`` (never reached), so
   only SL / TP / end-of-data exits are compared; no fees, slippage or funding (then one run with fees).
 
@@ -155,6 +157,7 @@ def our_params(max_hold: int, fee: float = 0.0) -> EngineParams:
     return EngineParams(
         sl_mult=1.0, tp_mult=W_TP / W_SL, max_hold_hours=max_hold,
         fee_entry=fee, fee_exit_tp=fee, fee_exit_other=fee, slippage=0.0, flip_exit=False, funding=False,
+        slippage_vol_mult=0.0, tp_through=0.0,
     )  # fmt: skip
 
 
@@ -170,7 +173,7 @@ def our_kernel_args(b: Bars) -> tuple[Any, ...]:
     sigma = np.full(b.n, W_SL / math.sqrt(BIG_HOLD))
     return (
         b.open, b.high, b.low, b.close, b.signal.astype(np.int8), sigma, np.ones(b.n), np.zeros(b.n),
-        1.0, W_TP / W_SL, BIG_HOLD, 0.0, 0.0, 0.0, 0.0, False, False,
+        np.ones(b.n, dtype=np.bool_), 1.0, W_TP / W_SL, BIG_HOLD, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, False,
     )  # fmt: skip
 
 
@@ -279,7 +282,9 @@ def classify(b: Bars, t: Any) -> str:
     if x == e and reason in ("stop_loss", "take_profit"):
         return "ours exits on the entry bar (vectorbt tests stops only from the bar after the fill)"
     if reason == "take_profit" and b.open[x] >= t.tp_price and b.low[x] <= t.sl_price:
-        return "gap over TP in a bar that also touches SL (ours: TP at open; vectorbt: SL first)"
+        return "gap over TP in a bar that also touches SL (ours: TP at the open; vectorbt: SL first)"
+    if reason == "take_profit" and x > e and b.open[x] >= t.tp_price:
+        return "gap over TP (ours: the limit fills at the TP level; vectorbt: at the open)"
     return "knock-on: positions out of step after an earlier difference"
 
 
@@ -398,7 +403,7 @@ t1 = time.perf_counter()
 n = 500; c = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, n))); o = np.r_[100.0, c[:-1]]
 h = np.maximum(o, c) * 1.002; lo = np.minimum(o, c) * 0.998; ts = np.arange(n, dtype=np.int64) * 3_600_000
 sig = (np.arange(n) % 7 == 0).astype(np.int8); sg = np.full(n, 0.01); one = np.ones(n); z = np.zeros(n)
-p = EngineParams(1.0, 1.5, 24, 0.0, 0.0, 0.0, 0.0, False, False)
+p = EngineParams(1.0, 1.5, 24, 0.0, 0.0, 0.0, 0.0, False, False, 0.0, 0.0)
 run_backtest(ts, o, h, lo, c, sig, sg, one, z, p)
 t2 = time.perf_counter()
 run_sweep(ts, o, h, lo, c, sig, sg, one, z, [1.0, 2.0], [1.0, 2.0], [24, 48], p)

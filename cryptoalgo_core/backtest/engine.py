@@ -3,44 +3,61 @@
 Inputs
 ------
 Parallel arrays of length ``n`` on a FULL hourly grid (``ts`` epoch ms, ``+3_600_000`` per row). A missing bar has
-NaN open/high/low/close (a bar is *present* iff all four are finite). ``signal[i]`` in ``{-1, 0, +1}`` is decided at
-the CLOSE of bar ``i``; ``sigma[i]`` is the hourly vol known at that close; ``size[i]`` is the fraction of equity for
-a trade signalled at ``i`` (0 = skip); ``funding_rate[i]`` is the rate settled at bar ``i``'s close time
-``ts[i] + 1 h`` (0.0 where none; NaN is read as 0.0).
+NaN open/high/low/close (a bar is *present* iff all four are finite). ``volume[i]`` (keyword; ``None`` = every
+present bar has volume) is the bar's traded volume: a bar is *traded* iff it is present and ``volume[i] > 0`` (0 =
+a halt: the venue printed a candle but nothing traded; NaN counts as no volume). ``signal[i]`` in ``{-1, 0, +1}``
+is decided at the CLOSE of bar ``i``; ``sigma[i]`` is the hourly vol known at that close; ``size[i]`` is the
+fraction of equity for a trade signalled at ``i`` (0 = skip; capping it at the venue's leverage is the caller's
+job, see :func:`cryptoalgo_core.strategy.build_signals`); ``funding_rate[i]`` is the rate settled at bar ``i``'s
+close time ``ts[i] + 1 h`` (0.0 where none; NaN is read as 0.0).
 
 Contract
 --------
+*Fills happen only on traded bars.* A bar that is not traded (missing, or zero volume) is never read: no entry,
+no stop, no take-profit, no time or signal exit happens on it, and its signal is ignored (neither an entry nor a
+flip).
+
 *Entries.* One position at a time. A signal at bar ``i`` is taken iff the engine is flat at ``i``'s close, bar ``i``
-is present, ``sigma[i]`` and ``size[i]`` are finite and > 0, ``i`` is not the last bar, and realized equity is
-> 0. It enters at the OPEN of bar ``i+1``; if bar ``i+1`` is missing there is no entry (the signal is not carried
-forward). Entry fill = ``open[i+1] * (1 + side * slippage)``. Signals seen while in a position are ignored except
-for the flip exit below.
+is traded, ``sigma[i]`` and ``size[i]`` are finite and > 0, ``i`` is not the last bar, and realized equity is
+> 0. It enters at the OPEN of bar ``i+1``; if bar ``i+1`` is not traded there is no entry (the signal is not
+carried forward). Signals seen while in a position are ignored except for the flip exit below.
+
+*Slippage* (market-type fills only). Each trade has one slippage fraction, fixed at its signal:
+``slip = slippage + slippage_vol_mult * sigma[i]`` (a fixed part plus a multiple of the hourly vol known at the
+signal bar; causal, and a trade entered in a fast market pays more on every market fill, its stop included).
+Entry fill = ``open[i+1] * (1 + side * slip)``; a market-type exit fills at ``exit_raw * (1 - side * slip)``. No
+cap: keep ``slip`` well below 1 (the profile bounds ``slippage_vol_mult``).
 
 *Levels* (from ``sigma`` at the signal bar and the raw entry open): ``w_sl = sl_mult * sigma_i * sqrt(max_hold)``,
 ``w_tp = tp_mult * sigma_i * sqrt(max_hold)``; long ``sl = open * exp(-w_sl)``, ``tp = open * exp(+w_tp)``; short
-``sl = open * exp(+w_sl)``, ``tp = open * exp(-w_tp)``.
+``sl = open * exp(+w_sl)``, ``tp = open * exp(-w_tp)``. The take-profit is a resting limit at ``tp`` that fills
+only when the price trades THROUGH it by ``tp_through`` (a fraction; a bare touch can leave the order in the
+queue): its trigger is long ``tp_trig = tp * (1 + tp_through)``, short ``tp_trig = tp * (1 - tp_through)``. The
+stop is a stop-market order: a touch triggers it.
 
-*Exits.* Each present bar ``j`` from the entry bar on is checked in this order; the first rule that fires closes
+*Exits.* Each traded bar ``j`` from the entry bar on is checked in this order; the first rule that fires closes
 the trade:
 
 1. (``j`` > entry bar) **the open**: ``open[j]`` at or beyond the stop (long ``open <= sl``) -> ``stop_loss`` at
-   ``open[j]`` (a gap through the stop fills at the open, with slippage); else at or beyond the TP (long
-   ``open >= tp``) -> ``take_profit`` at ``open[j]`` (the better price; the resting limit fills: maker fee, no
-   slippage); else a pending flip -> ``signal`` at ``open[j]``; else, if the max-hold bar was a missing bar (the hold
-   is overdue), ``time`` at ``open[j]``. A gap fill wins over a pending flip because the resting orders fill
-   before a market order can be sent.
-2. **intrabar**: the bar touches the stop (long ``low <= sl``) -> ``stop_loss`` at ``sl``; else it touches the TP
-   (long ``high >= tp``) -> ``take_profit`` at ``tp``. Both touched in one bar -> stop first (conservative: hourly
-   bars do not tell the intrabar order).
-3. **max hold**: ``j`` is the ``max_hold``-th bar held (the entry bar is bar 1; counted by clock, so missing hours
-   count as held time) -> ``time`` at ``close[j]``.
-4. **flip** (``flip_exit``): ``signal[j] == -side`` -> ``signal`` at the open of the next present bar (rule 1 of
+   ``open[j]`` (a gap through the stop fills at the open, with slippage); else at or beyond the TP trigger (long
+   ``open >= tp_trig``) -> ``take_profit`` at ``tp`` (the resting limit fills at its own price, not at the better
+   open: maker fee, no slippage); else a pending flip -> ``signal`` at ``open[j]``; else, if the max-hold bar was
+   not traded (the hold is overdue), ``time`` at ``open[j]``. A gap fill wins over a pending flip because the
+   resting orders fill before a market order can be sent.
+2. **intrabar**: the bar touches the stop (long ``low <= sl``) -> ``stop_loss`` at ``sl``; else it trades through
+   the TP trigger (long ``high >= tp_trig``; a bare touch ``high == tp`` is not a fill) -> ``take_profit`` at
+   ``tp``. Both in one bar -> stop first (conservative: hourly bars do not tell the intrabar order).
+3. **max hold**: ``j`` is the ``max_hold``-th bar held (the entry bar is bar 1; counted by clock, so untraded
+   hours count as held time) -> ``time`` at ``close[j]``.
+4. **flip** (``flip_exit``): ``signal[j] == -side`` -> ``signal`` at the open of the next traded bar (rule 1 of
    that bar). The flip signal itself is not an entry (the engine is not flat at ``j``'s close).
 
-A missing bar while in a position is skipped (nothing observable); the next present bar's open handles a gap
-through a level. At the end of the data an open position exits at the close of the last present bar held
-(``end``). Market-type exits (``stop_loss``, ``time``, ``signal``, ``end``) pay ``fee_exit_other`` and slippage:
-``exit_fill = exit_raw * (1 - side * slippage)``; ``take_profit`` pays ``fee_exit_tp`` and no slippage.
+A bar that is not traded while in a position is skipped (its prices are not trades). An exit that would fall on
+it moves to the next traded bar: a pending flip or a max hold reached on it exits at that bar's open (rule 1),
+and the levels are checked again from that open (a gap through a level fills there, by rule 1). At the end of the
+data an open position exits at the close of the last traded bar held (``end``). Market-type exits
+(``stop_loss``, ``time``, ``signal``, ``end``) pay ``fee_exit_other`` and the trade's slippage; ``take_profit``
+pays ``fee_exit_tp`` and no slippage.
 
 *Re-entry.* After an exit at bar ``j`` (at its open, intrabar, or at its close) the engine is flat at ``j``'s close,
 so ``signal[j]`` may enter at ``open[j+1]``.
@@ -48,14 +65,17 @@ so ``signal[j]`` may enter at ``open[j+1]``.
 *Funding* (``funding=True``): a settlement at time ``T`` is charged iff ``entry_time < T <= exit_time`` with
 ``entry_time = ts[entry bar]`` and ``exit_time = ts[j]`` for exits at bar ``j``'s open, ``ts[j] + 1 h`` for exits
 at its close (``time``, ``end``). Intrabar ``stop_loss`` / ``take_profit`` exits at bar ``j`` happen before ``j``'s
-close, so ``funding_rate[j]`` is not charged. Settlements at missing bars inside the window are charged (funding
-does not need a candle). Cost = ``side * sum(rates)``: longs pay positive funding, shorts receive it.
+close, so ``funding_rate[j]`` is not charged. Settlements at untraded bars inside the window are charged (funding
+does not need a trade). Cost = ``side * sum(rates)``: longs pay positive funding, shorts receive it. The engine
+sees only ``funding_rate`` on the grid: a settlement must be put on the bar whose close is its time
+(:func:`cryptoalgo_core.strategy.funding_on_grid` matches exact hours; the ccxt source rounds the exchange's
+``fundingTime`` to the nearest hour at ingest, so stored settlements are on the hour).
 
 *P&L* (the engine's definition; additive in return space, fractions of notional, x1e4 for bps)::
 
     gross    = side * (exit_raw / entry_raw - 1)        # raw prices: open / level / close, no slippage
     fees     = fee_entry + fee_exit                     # fee_exit_tp for take_profit, else fee_exit_other
-    slippage = slippage + (0 if take_profit else slippage)
+    slippage = slip + (0 if take_profit else slip)      # slip = slippage + slippage_vol_mult * sigma_signal
     funding  = side * sum(charged rates)
     net      = gross - fees - slippage - funding        # computed in exactly this order: adds up bit for bit
 
@@ -64,15 +84,15 @@ decomposition above, not ``exit_fill / entry_fill - 1`` (they differ by second-o
 
 *Equity.* Starts at 1.0; each exit does ``equity *= 1 + size * net``. Once realized equity is <= 0 (only possible
 with ``size * net <= -1``) no new trade is entered and the log return is ``-inf``. The per-bar curve is the
-realized equity, times ``1 + size * mtm`` while a position is open at the bar's close, with
-``mtm = side * (close / entry_raw - 1) - fee_entry - slippage - funding so far``; a missing bar repeats the previous
+realized equity, times ``1 + size * mtm`` while a position is open at a traded bar's close, with
+``mtm = side * (close / entry_raw - 1) - fee_entry - slip - funding so far``; an untraded bar repeats the previous
 value, and the bars from an ``end`` exit on show the final realized equity. ``max_drawdown`` is
 ``max(1 - curve / running peak)`` (open trades included); ``max_drawdown_realized`` uses the realized equity after
 each exit (what :func:`run_sweep` reports).
 
-*Reported times.* ``entry_ts = ts[entry bar]``; ``exit_ts = ts[j]`` for exits at an open, ``ts[j] + 1 h`` for
-intrabar and close exits (the end of the bar in which the fill happened); ``hold_hours = (exit_ts - entry_ts) /
-1 h``.
+*Reported times.* ``entry_ts = ts[entry bar]``; ``exit_ts = ts[j]`` for exits at an open (a gap ``take_profit``
+included), ``ts[j] + 1 h`` for intrabar and close exits (the end of the bar in which the fill happened);
+``hold_hours = (exit_ts - entry_ts) / 1 h``.
 """
 
 from __future__ import annotations
@@ -145,6 +165,10 @@ class EngineParams:
     slippage: float
     flip_exit: bool = False
     funding: bool = True
+    #: market-fill slippage per unit of the signal-bar hourly vol (``slip = slippage + slippage_vol_mult * sigma``)
+    slippage_vol_mult: float = 0.03
+    #: how far (fraction of the level) the price must trade through the TP for the resting limit to fill
+    tp_through: float = 2e-4
 
     def __post_init__(self) -> None:
         for name in ("sl_mult", "tp_mult"):
@@ -153,10 +177,12 @@ class EngineParams:
                 raise ValueError(f"{name} must be finite and > 0, got {v!r}")
         if int(self.max_hold_hours) != self.max_hold_hours or self.max_hold_hours < 1:
             raise ValueError(f"max_hold_hours must be an integer >= 1, got {self.max_hold_hours!r}")
-        for name in ("fee_entry", "fee_exit_tp", "fee_exit_other", "slippage"):
+        for name in ("fee_entry", "fee_exit_tp", "fee_exit_other", "slippage", "slippage_vol_mult", "tp_through"):
             _finite_nonneg(name, getattr(self, name))
         if self.slippage >= 1.0:
             raise ValueError(f"slippage must be < 1, got {self.slippage!r}")
+        if self.tp_through >= 1.0:
+            raise ValueError(f"tp_through must be < 1, got {self.tp_through!r}")
 
 
 @dataclass(frozen=True)
@@ -223,6 +249,7 @@ def _prepare(
     sigma: np.ndarray,
     size: np.ndarray,
     funding_rate: np.ndarray,
+    volume: np.ndarray | None,
 ) -> tuple[np.ndarray, ...]:
     t = np.ascontiguousarray(check_hourly(ts))
     n = t.shape[0]
@@ -233,6 +260,11 @@ def _prepare(
     # (np.isin is ~15x slower here; an exact int8 round trip within [-1, 1] is the same test)
     if not ((sig == sig_raw).all() and (np.abs(sig) <= 1).all()):
         raise ValueError("signal values must be in {-1, 0, +1}")
+    if volume is None:
+        tradeable = np.ones(n, dtype=np.bool_)
+    else:
+        with np.errstate(invalid="ignore"):
+            tradeable = np.ascontiguousarray(_f64("volume", volume, n) > 0.0)  # NaN -> False
     return (
         t,
         _f64("open", open_, n),
@@ -243,6 +275,7 @@ def _prepare(
         _f64("sigma", sigma, n),
         _f64("size", size, n),
         _f64("funding_rate", funding_rate, n),
+        tradeable,
     )
 
 
@@ -260,15 +293,20 @@ def run_backtest(
     size: np.ndarray,
     funding_rate: np.ndarray,
     params: EngineParams,
+    *,
+    volume: np.ndarray | None = None,
 ) -> BacktestResult:
-    """Run one parameter set over the bars (contract: module docstring)."""
-    t, o, h, lo, c, sig, sg, sz, fr = _prepare(ts, open_, high, low, close, signal, sigma, size, funding_rate)
+    """Run one parameter set over the bars (contract: module docstring; ``volume=None``: every present bar is
+    traded)."""
+    t, o, h, lo, c, sig, sg, sz, fr, tr = _prepare(
+        ts, open_, high, low, close, signal, sigma, size, funding_rate, volume
+    )
     p = params
     rec_i, rec_f, equity, totals = K.run_single(
-        o, h, lo, c, sig, sg, sz, fr,
+        o, h, lo, c, sig, sg, sz, fr, tr,
         float(p.sl_mult), float(p.tp_mult), int(p.max_hold_hours),
         float(p.fee_entry), float(p.fee_exit_tp), float(p.fee_exit_other), float(p.slippage),
-        bool(p.flip_exit), bool(p.funding),
+        float(p.slippage_vol_mult), float(p.tp_through), bool(p.flip_exit), bool(p.funding),
     )  # fmt: skip
     return BacktestResult(
         equity=equity,
@@ -347,15 +385,20 @@ def run_sweep(
     tp_mults: np.ndarray | list[float],
     max_holds: np.ndarray | list[int],
     params: EngineParams,
+    *,
+    volume: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Totals for many ``(sl_mult, tp_mult, max_hold_hours)`` combinations in one kernel call.
 
     The three arrays are parallel (combination ``k`` = element ``k`` of each; see :func:`param_grid` for a
-    product). Costs, ``flip_exit`` and ``funding`` come from ``params`` (its level fields are ignored). One row per
+    product). Costs, ``slippage_vol_mult``, ``tp_through``, ``flip_exit`` and ``funding`` come from ``params`` (its
+    ``sl_mult`` / ``tp_mult`` / ``max_hold_hours`` are ignored); ``volume`` as in :func:`run_backtest`. One row per
     combination: ``sl_mult, tp_mult, max_hold_hours, n_trades, log_return, total_return, sum_net, net_bps_mean,
     wins, win_rate, max_drawdown_realized`` — identical to :func:`run_backtest` with the same parameters.
     """
-    t, o, h, lo, c, sig, sg, sz, fr = _prepare(ts, open_, high, low, close, signal, sigma, size, funding_rate)
+    t, o, h, lo, c, sig, sg, sz, fr, tr = _prepare(
+        ts, open_, high, low, close, signal, sigma, size, funding_rate, volume
+    )
     sl = np.ascontiguousarray(np.asarray(sl_mults, dtype=np.float64))
     tp = np.ascontiguousarray(np.asarray(tp_mults, dtype=np.float64))
     mh_raw = np.asarray(max_holds)
@@ -370,9 +413,9 @@ def run_sweep(
         raise ValueError("max_holds must be integers >= 1")
     p = params
     n_tr, log_ret, sum_net, wins, mdd = K.sweep(
-        o, h, lo, c, sig, sg, sz, fr, sl, tp, mh,
+        o, h, lo, c, sig, sg, sz, fr, tr, sl, tp, mh,
         float(p.fee_entry), float(p.fee_exit_tp), float(p.fee_exit_other), float(p.slippage),
-        bool(p.flip_exit), bool(p.funding),
+        float(p.slippage_vol_mult), float(p.tp_through), bool(p.flip_exit), bool(p.funding),
     )  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_bps = np.where(n_tr > 0, sum_net / np.maximum(n_tr, 1) * 1e4, np.nan)

@@ -12,7 +12,9 @@ Because the arithmetic is literally the same compiled code (no ``fastmath``), th
 bit-identical to those of :func:`run_single` for the same parameters.
 
 Bars are addressed by index only: the caller guarantees a full hourly grid, so "bar ``j``'s close time" is
-``ts[j] + 1 h`` and index arithmetic equals clock arithmetic.
+``ts[j] + 1 h`` and index arithmetic equals clock arithmetic. ``tradeable[j]`` (bool; the engine derives it from
+``volume > 0``) marks the bars on which a fill can happen; a present bar that is not tradeable is handled exactly
+like a missing bar.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def _close_trade(  # pragma: no cover - numba
     sig_e: float,
     fee_entry: float,
     fee_x: float,
-    slippage: float,
+    slip_e: float,
     slip_x: float,
     fund: float,
     equity: float,
@@ -99,11 +101,13 @@ def _close_trade(  # pragma: no cover - numba
 ) -> tuple[float, float, float, float]:
     """Book a closed trade: the additive P&L decomposition, realized equity, drawdown, the record row.
 
+    ``slip_e`` / ``slip_x``: the slippage fractions of the entry and the exit fill (0 for a take-profit).
+
     Returns (equity, peak, max_dd, net)."""
     exit_fill = exit_raw * (1.0 - side * slip_x)
     gross = side * (exit_raw / entry_raw - 1.0)
     fees = fee_entry + fee_x
-    slip = slippage + slip_x
+    slip = slip_e + slip_x
     fcost = side * fund
     net = gross - fees - slip - fcost
     equity = equity * (1.0 + sz * net)
@@ -145,6 +149,7 @@ def _simulate(  # pragma: no cover - numba
     sigma: np.ndarray,
     size: np.ndarray,
     funding_rate: np.ndarray,
+    tradeable: np.ndarray,
     sl_mult: float,
     tp_mult: float,
     max_hold: int,
@@ -152,6 +157,8 @@ def _simulate(  # pragma: no cover - numba
     fee_exit_tp: float,
     fee_exit_other: float,
     slippage: float,
+    slip_vol_mult: float,
+    tp_through: float,
     flip_exit: bool,
     use_funding: bool,
     record: bool,
@@ -185,6 +192,8 @@ def _simulate(  # pragma: no cover - numba
     entry_fill = 0.0
     sl = 0.0
     tp = 0.0
+    tp_trig = 0.0  # the price the TP needs to trade through: tp * (1 + side * tp_through)
+    slip_t = 0.0  # the trade's slippage per market fill: slippage + slip_vol_mult * sigma at the signal
     sz = 0.0
     sig_e = 0.0
     fund = 0.0  # side-less sum of settled rates inside the window so far
@@ -196,7 +205,9 @@ def _simulate(  # pragma: no cover - numba
         h = high[j]
         lo = low[j]
         c = close[j]
-        present = not (math.isnan(o) or math.isnan(h) or math.isnan(lo) or math.isnan(c))
+        # a bar is traded iff it is present (finite OHLC) and tradeable (volume > 0); a bar that is not traded
+        # is skipped by every fill rule, exactly like a missing bar
+        present = tradeable[j] and not (math.isnan(o) or math.isnan(h) or math.isnan(lo) or math.isnan(c))
 
         reason = 0
         exit_raw = 0.0
@@ -210,17 +221,20 @@ def _simulate(  # pragma: no cover - numba
                     sig_idx = s
                     entry_idx = j
                     entry_raw = o
-                    entry_fill = o * (1.0 + side * slippage)
                     sz = size[s]
                     sig_e = sigma[s]
+                    slip_t = slippage + slip_vol_mult * sig_e
+                    entry_fill = o * (1.0 + side * slip_t)
                     w_sl = sl_mult * sig_e * sq
                     w_tp = tp_mult * sig_e * sq
                     if side > 0:
                         sl = o * math.exp(-w_sl)
                         tp = o * math.exp(w_tp)
+                        tp_trig = tp * (1.0 + tp_through)
                     else:
                         sl = o * math.exp(w_sl)
                         tp = o * math.exp(-w_tp)
+                        tp_trig = tp * (1.0 - tp_through)
                     fund = 0.0
                     fund_present = 0.0
                     last_present = j
@@ -229,7 +243,7 @@ def _simulate(  # pragma: no cover - numba
                 pending_sig = -1
         else:
             if not present:
-                # nothing observable; funding still settles at this bar's close while the position is open
+                # missing or not traded: no fill can happen; funding still settles at this bar's close
                 if use_funding:
                     fr = funding_rate[j]
                     if not math.isnan(fr):
@@ -241,36 +255,37 @@ def _simulate(  # pragma: no cover - numba
             if side > 0:
                 if o <= sl:
                     reason = REASON_STOP_LOSS
-                elif o >= tp:
+                elif o >= tp_trig:
                     reason = REASON_TAKE_PROFIT
             else:
                 if o >= sl:
                     reason = REASON_STOP_LOSS
-                elif o <= tp:
+                elif o <= tp_trig:
                     reason = REASON_TAKE_PROFIT
             if reason == 0 and pending_exit:
                 reason = REASON_SIGNAL
             if reason == 0 and j - entry_idx + 1 > max_hold:
-                # the max-hold bar was missing: leave at the first existing open after it
+                # the max-hold bar was not traded: leave at the first traded open after it
                 reason = REASON_TIME
             if reason != 0:
-                exit_raw = o
+                # the resting TP limit fills at its own price, not at the better open
+                exit_raw = tp if reason == REASON_TAKE_PROFIT else o
                 at_open = 1
 
         if in_pos and reason == 0 and present:
-            # 2. intrabar touches (entry bar included); both touched -> stop first
+            # 2. intrabar (entry bar included): the stop on a touch, the TP when traded through; both -> stop first
             if side > 0:
                 if lo <= sl:
                     reason = REASON_STOP_LOSS
                     exit_raw = sl
-                elif h >= tp:
+                elif h >= tp_trig:
                     reason = REASON_TAKE_PROFIT
                     exit_raw = tp
             else:
                 if h >= sl:
                     reason = REASON_STOP_LOSS
                     exit_raw = sl
-                elif lo <= tp:
+                elif lo <= tp_trig:
                     reason = REASON_TAKE_PROFIT
                     exit_raw = tp
             if reason == 0:
@@ -296,10 +311,10 @@ def _simulate(  # pragma: no cover - numba
                 slip_x = 0.0
             else:
                 fee_x = fee_exit_other
-                slip_x = slippage
+                slip_x = slip_t
             equity, peak, max_dd, net = _close_trade(
                 record, rec_i, rec_f, n_tr, sig_idx, entry_idx, j, side, reason, at_open, entry_raw, entry_fill,
-                exit_raw, sl, tp, sz, sig_e, fee_entry, fee_x, slippage, slip_x, fund, equity, peak, max_dd,
+                exit_raw, sl, tp, sz, sig_e, fee_entry, fee_x, slip_t, slip_x, fund, equity, peak, max_dd,
             )
             sum_net += net
             if net > 0.0:
@@ -319,19 +334,19 @@ def _simulate(  # pragma: no cover - numba
 
         if record:
             if in_pos:
-                mtm = side * (c / entry_raw - 1.0) - fee_entry - slippage - side * fund
+                mtm = side * (c / entry_raw - 1.0) - fee_entry - slip_t - side * fund
                 curve = equity * (1.0 + sz * mtm)
             else:
                 curve = equity
             equity_out[j] = curve
 
     if in_pos:
-        # end of data: exit at the close of the last existing bar held
+        # end of data: exit at the close of the last traded bar held
         j = last_present
         exit_raw = close[j]
         equity, peak, max_dd, net = _close_trade(
             record, rec_i, rec_f, n_tr, sig_idx, entry_idx, j, side, REASON_END, 0, entry_raw, entry_fill,
-            exit_raw, sl, tp, sz, sig_e, fee_entry, fee_exit_other, slippage, slippage, fund_present, equity, peak,
+            exit_raw, sl, tp, sz, sig_e, fee_entry, fee_exit_other, slip_t, slip_t, fund_present, equity, peak,
             max_dd,
         )
         sum_net += net
@@ -356,6 +371,7 @@ def run_single(  # pragma: no cover - numba
     sigma: np.ndarray,
     size: np.ndarray,
     funding_rate: np.ndarray,
+    tradeable: np.ndarray,
     sl_mult: float,
     tp_mult: float,
     max_hold: int,
@@ -363,6 +379,8 @@ def run_single(  # pragma: no cover - numba
     fee_exit_tp: float,
     fee_exit_other: float,
     slippage: float,
+    slip_vol_mult: float,
+    tp_through: float,
     flip_exit: bool,
     use_funding: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -376,9 +394,9 @@ def run_single(  # pragma: no cover - numba
     rec_f = np.empty((n, N_FLOAT_COLS), dtype=np.float64)
     equity = np.empty(n, dtype=np.float64)
     n_tr, log_ret, sum_net, wins, max_dd = _simulate(
-        open_, high, low, close, signal, sigma, size, funding_rate,
-        sl_mult, tp_mult, max_hold, fee_entry, fee_exit_tp, fee_exit_other, slippage, flip_exit, use_funding,
-        True, rec_i, rec_f, equity,
+        open_, high, low, close, signal, sigma, size, funding_rate, tradeable,
+        sl_mult, tp_mult, max_hold, fee_entry, fee_exit_tp, fee_exit_other, slippage, slip_vol_mult, tp_through,
+        flip_exit, use_funding, True, rec_i, rec_f, equity,
     )  # fmt: skip
     totals = np.empty(5, dtype=np.float64)
     totals[0] = n_tr
@@ -399,6 +417,7 @@ def sweep(  # pragma: no cover - numba
     sigma: np.ndarray,
     size: np.ndarray,
     funding_rate: np.ndarray,
+    tradeable: np.ndarray,
     sl_mults: np.ndarray,
     tp_mults: np.ndarray,
     max_holds: np.ndarray,
@@ -406,6 +425,8 @@ def sweep(  # pragma: no cover - numba
     fee_exit_tp: float,
     fee_exit_other: float,
     slippage: float,
+    slip_vol_mult: float,
+    tp_through: float,
     flip_exit: bool,
     use_funding: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -425,9 +446,9 @@ def sweep(  # pragma: no cover - numba
     no_eq = np.empty(0, dtype=np.float64)
     for k in range(k_n):
         a, b, c, d, e = _simulate(
-            open_, high, low, close, signal, sigma, size, funding_rate,
+            open_, high, low, close, signal, sigma, size, funding_rate, tradeable,
             sl_mults[k], tp_mults[k], max_holds[k], fee_entry, fee_exit_tp, fee_exit_other, slippage,
-            flip_exit, use_funding, False, no_i, no_f, no_eq,
+            slip_vol_mult, tp_through, flip_exit, use_funding, False, no_i, no_f, no_eq,
         )  # fmt: skip
         n_trades[k] = a
         log_ret[k] = b

@@ -2,7 +2,8 @@
 
 ``defaults`` applies to every coin; a coin's own keys override it (nested mappings merge key by key). Each
 coin's merged mapping is parsed by :func:`~cryptoalgo_core.config.io.build_dataclass` into a :class:`CoinEntry`
-and then checked and resolved (fees from costs.yaml) into a :class:`CoinSpec`.
+and then checked and resolved (fees from costs.yaml; a null ``exits.max_hold_hours`` = the coin's
+``label.forward_hours``) into a :class:`CoinSpec`.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def load_coins(path: Path | None = None, costs_path: Path | None = None) -> dict
             symbols=dict(entry.symbols),
             label=entry.label,
             features=entry.features,
-            profile=resolve_profile(profile, where, venues),
+            # a null exits.max_hold_hours (the default) follows this coin's label horizon
+            profile=resolve_profile(profile, where, venues, label_hours=entry.label.forward_hours),
         )
     return out
 

@@ -8,6 +8,12 @@ Pagination
 - Open interest: fixed windows of `oi_page_limit * oi_period` (each holds at most one page of rows),
   so the result does not depend on whether the exchange answers oldest- or newest-first.
 
+Funding timestamps are rounded to the NEAREST hour (half up) after pagination: Binance reports `fundingTime`
+a few milliseconds after the settlement hour (e.g. 1704067200018 for 2024-01-01T00:00Z), and everything
+downstream (the store, `strategy.funding_on_grid`, the backtest) places a settlement on the hourly grid by its
+exact ts. The cursor still moves on the exchange's raw timestamps; two raw settlements rounding to one hour
+collapse to the last one.
+
 URL override (CcxtConfig.urls), applied to exchange.urls['api'] (every string entry, recursively):
 - {"*": "http://127.0.0.1:PORT"} or {"<exchange id>": base}: scheme+host of every entry -> base,
   the entry's path is kept (binance 'public' -> base + /api/v3, binanceusdm 'fapiPublic' -> base +
@@ -95,6 +101,12 @@ def redirect_api_urls(exchange: Any, overrides: dict[str, str]) -> None:
     urls = dict(exchange.urls)
     urls["api"] = walk(urls.get("api"), "")
     exchange.urls = urls
+
+
+def round_to_hour(ts: pd.Series) -> pd.Series:
+    """Epoch-ms timestamps rounded to the nearest whole hour (half up): 1704067200018 -> 1704067200000."""
+    t = ts.astype("int64")
+    return (t + HOUR_MS // 2) // HOUR_MS * HOUR_MS
 
 
 def _to_float(value: Any) -> float:
@@ -213,7 +225,8 @@ class CcxtSource:
     def iter_funding_pages(
         self, symbol: str, start_ms: int, end_ms: int
     ) -> Iterator[tuple[int, int, pd.DataFrame]]:
-        """(page_start, page_end, frame) per request; settled funding rates (ts <= now) in [start, end)."""
+        """(page_start, page_end, frame) per request; settled funding rates (raw ts <= now) in [start, end), each
+        ts rounded to the nearest hour (module doc)."""
         now = self.now_ms()
         lo = int(start_ms)
         hi = min(int(end_ms), now + 1)
@@ -226,7 +239,8 @@ class CcxtSource:
         def to_frame(rows: list[Any]) -> pd.DataFrame:
             return _records_frame(rows, f"{ex.id} {symbol}", funding=True)
 
-        yield from self._cursor_pages(ex, symbol, "funding", lo, hi, limit, 1, fetch, to_frame)
+        for page_start, page_end, frame in self._cursor_pages(ex, symbol, "funding", lo, hi, limit, 1, fetch, to_frame):
+            yield page_start, page_end, _finalize(frame.assign(ts=round_to_hour(frame["ts"])), FUNDING_COLUMNS)
 
     def iter_open_interest_pages(
         self, symbol: str, start_ms: int, end_ms: int
@@ -402,4 +416,4 @@ def _finalize(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-__all__ = ["CcxtSource", "redirect_api_urls", "rehost"]
+__all__ = ["CcxtSource", "redirect_api_urls", "rehost", "round_to_hour"]

@@ -152,6 +152,49 @@ def test_funding_window_and_now(server, frames):
     same(got, f[(f.ts >= START + 100 * H) & (f.ts <= now)], FUNDING_COLUMNS)
 
 
+def test_funding_times_rounded_to_the_hour_stored_and_charged(tmp_path):
+    """Binance's fundingTime carries ms offsets (…800018): the stored settlements are on the hour, and a long held
+    across them pays them in the backtest (an off-grid ts would silently be charged as zero)."""
+    from cryptoalgo_core.backtest.engine import EngineParams, run_backtest
+    from cryptoalgo_core.config import load_coins, load_sources
+    from cryptoalgo_core.strategy import funding_on_grid
+    from resources.ingest import SourceSet, ingest_dataset
+    from resources.store import MarketStore
+
+    n_set = 12  # every 8 h: 96 hours
+    on_hour = funding_frame(START, n_set, interval_h=8)
+    offsets = np.array([18, 1, 18, 999, -7, 12, 250, 18, 3, -1, 18, 40], dtype="int64")  # a few ms either way
+    raw = on_hour.assign(ts=on_hour["ts"] + offsets)
+    assert raw["ts"].iloc[2] == 1_704_124_800_018  # 2024-01-01T16:00Z as Binance reports it
+    end = START + n_set * 8 * H
+    with FakeBinance(funding={"BTCUSDT": raw}) as srv:
+        got = make_source(srv, funding_page_limit=5).fetch_funding(PERP, START, end)
+        pd.testing.assert_frame_equal(got, on_hour[FUNDING_COLUMNS])  # every ts on the hour, nothing lost
+        assert srv.count("/fapi/v1/fundingRate") == 3  # pagination still walks the raw timestamps
+        sources = SourceSet("ccxt", load_sources(), factories={"ccxt": lambda: make_source(srv, now_ms=end + H)})
+        store = MarketStore(f"sqlite:///{tmp_path / 'store.db'}")
+        rep = ingest_dataset("funding", load_coins()["BTC"], sources, store, START, end, 0.01)
+        stored = store.load("funding", "BTC")
+        store.dispose()
+    assert rep.rows_written == n_set and (stored["ts"] % H == 0).all()
+    assert stored["ts"].tolist() == on_hour["ts"].tolist()
+    assert np.allclose(stored["rate"], on_hour["rate"], rtol=0, atol=1e-12)
+
+    grid = START + H * np.arange(48, dtype="int64")
+    assert funding_on_grid(grid, raw).sum() == 0.0  # the bug: offsets never meet the grid
+    fr = funding_on_grid(grid, stored)
+    px = np.full(48, 100.0)
+    signal = np.zeros(48, dtype=np.int8)
+    signal[0] = 1  # long from bar 1's open (01:00Z) to bar 24's close (01:00Z next day)
+    p = EngineParams(sl_mult=5.0, tp_mult=5.0, max_hold_hours=24, fee_entry=0.0, fee_exit_tp=0.0,
+                     fee_exit_other=0.0, slippage=0.0, slippage_vol_mult=0.0, funding=True)  # fmt: skip
+    t = run_backtest(grid, px, px * 1.001, px * 0.999, px, signal, np.full(48, 0.01), np.ones(48), fr, p).trades
+    assert len(t) == 1 and t["exit_reason"].iloc[0] == "time"
+    paid = on_hour.set_index("ts")["rate"].loc[[START + 8 * H, START + 16 * H, START + 24 * H]].sum()
+    assert paid != 0.0 and t["funding"].iloc[0] == pytest.approx(paid, abs=1e-15)  # 08:00, 16:00 (…800018), 24:00
+    assert t["net"].iloc[0] == pytest.approx(-paid, abs=1e-15)
+
+
 def test_open_interest_pagination_usd(server, frames):
     src = make_source(server, oi_page_limit=100)
     got = src.fetch_open_interest(PERP, START, END)
