@@ -8,7 +8,8 @@ Everything at bar t uses the prediction made for bar t (out of sample) and featu
   with 1 - p_dir >= short_threshold.
 - Filters (profile.filters): rv_24 within [min_vol_24h, max_vol_24h]; mom_mag_24 >= min_momentum_magnitude;
   the trend state at t (trend_bucket 0/1/2 = down/chop/up) in trend_states.
-- Size: min(max_fraction, target hourly vol / rv_24) * position_scale.
+- Size: min(max_fraction, target hourly vol / rv_24) * position_scale, capped by the venue
+  (profile.max_position): at most 1x equity on a spot venue, sizing.max_leverage on a perp venue.
 """
 
 from __future__ import annotations
@@ -40,23 +41,33 @@ def build_signals(
     g = pd.DataFrame({"ts": grid_ts})
     p = g.merge(predictions[["ts", "p_dir", "p_up", "p_down"]], on="ts", how="left")
     f = g.merge(features[["ts", "rv_24", "mom_mag_24", "trend_bucket", "regime_state"]], on="ts", how="left")
+    signal, size, funnel = signal_arrays(
+        p["p_dir"].to_numpy(float), p["p_up"].to_numpy(float), p["p_down"].to_numpy(float),
+        f["rv_24"].to_numpy(float), f["mom_mag_24"].to_numpy(float), f["trend_bucket"].to_numpy(float), profile)
+    return Signals(grid_ts, signal, f["rv_24"].to_numpy(float), size, f["regime_state"].to_numpy(float), funnel)
+
+
+def signal_arrays(
+    p_dir: np.ndarray, p_up: np.ndarray, p_down: np.ndarray, rv: np.ndarray, mom: np.ndarray, trend: np.ndarray,
+    profile: CoinProfile,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The entry rule, filters and sizing on arrays aligned to the grid (NaN prediction = no prediction):
+    (signal int8, size, funnel). The optimizer calls it once per trial and fold."""
     e, flt = profile.entry, profile.filters
-    p_dir, p_up, p_down = p["p_dir"].to_numpy(float), p["p_up"].to_numpy(float), p["p_down"].to_numpy(float)
     spread = p_up - p_down
     has_pred = ~np.isnan(p_up)
-    if e.mode == "probability":
-        long_c = (p_dir >= e.long_threshold) & (spread >= e.min_spread)
-        short_c = (1.0 - p_dir >= e.short_threshold) & (-spread >= e.min_spread)
-    else:
-        long_c = spread >= e.min_spread
-        short_c = -spread >= e.min_spread
-    long_c &= has_pred
-    short_c &= has_pred & (not e.long_only)
-    short_c &= ~long_c
-    rv = f["rv_24"].to_numpy(float)
-    vol_ok = (rv >= flt.min_vol_24h) & (rv <= flt.max_vol_24h)
-    mom_ok = f["mom_mag_24"].to_numpy(float) >= flt.min_momentum_magnitude
-    trend = f["trend_bucket"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        if e.mode == "probability":
+            long_c = (p_dir >= e.long_threshold) & (spread >= e.min_spread)
+            short_c = (1.0 - p_dir >= e.short_threshold) & (-spread >= e.min_spread)
+        else:
+            long_c = spread >= e.min_spread
+            short_c = -spread >= e.min_spread
+        long_c &= has_pred
+        short_c &= has_pred & (not e.long_only)
+        short_c &= ~long_c
+        vol_ok = (rv >= flt.min_vol_24h) & (rv <= flt.max_vol_24h)
+        mom_ok = mom >= flt.min_momentum_magnitude
     trend_ok = np.isin(trend, [TREND_CODE[s] for s in flt.trend_states])
     cand = long_c | short_c
     funnel = {
@@ -72,8 +83,9 @@ def build_signals(
     target_h = s.target_vol_annual / np.sqrt(24 * 365)
     with np.errstate(divide="ignore", invalid="ignore"):
         size = np.minimum(s.max_fraction, target_h / rv) * s.position_scale
+    size = np.minimum(size, profile.max_position)  # the venue's leverage cap
     size = np.where(np.isfinite(size), size, 0.0)
-    return Signals(grid_ts, signal, rv, size, f["regime_state"].to_numpy(float), funnel)
+    return signal, size, funnel
 
 
 def funding_on_grid(grid_ts: np.ndarray, funding: pd.DataFrame) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -81,11 +81,28 @@ class ProjectConfigResource(dg.ConfigurableResource):
 
 
 class ResearchResource(dg.ConfigurableResource):
-    """The research window: every research stage (features, labels, QA, model, backtest) sees only market data
-    in [start, end). Empty = the whole stored history. Dates are UTC 'YYYY-MM-DD' (or ISO datetimes)."""
+    """The research window and the holdout. Every research stage (features, labels, QA, model, backtest) sees
+    only market data in [start, holdout_start), holdout_start = end - holdout_days (end = `end`, or the end of
+    the coin's stored candles). Empty start/end = the whole stored history; dates are UTC 'YYYY-MM-DD' (or ISO
+    datetimes); holdout_days -1 = the coin profile's walk_forward.holdout_days."""
 
     start: str = ""
     end: str = ""
+    holdout_days: int = -1
+
+    def bounds(self, store: MarketStore, coin: str, profile_holdout_days: int) -> Any:
+        """The coin's ResearchBounds (cryptoalgo_core.features.plan) from its stored candles."""
+        from cryptoalgo_core.features.plan import research_bounds
+
+        lo, hi = self.window()
+        ts = store.load_ts("ohlcv", coin, lo, hi)
+        if not ts:
+            raise ConfigError(f"{coin}: no OHLCV stored inside the research window")
+        days = profile_holdout_days if self.holdout_days < 0 else self.holdout_days
+        try:
+            return research_bounds((lo, hi), int(ts[-1]), days, first_bar_ts=int(ts[0]))
+        except ValueError as exc:
+            raise ConfigError(f"{coin}: {exc}") from exc
 
     def window(self) -> tuple[int | None, int | None]:
         from cryptoalgo_core.timeutil import parse_date_ms

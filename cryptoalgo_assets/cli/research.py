@@ -26,34 +26,49 @@ def _store_url(db_path: str | None, must_exist: bool = True) -> str:
     return url
 
 
-def check_research_inputs(coins: list[str], url: str, window: Window) -> None:
-    """Every coin has OHLCV inside the window (else exit 2 naming them). Basket coins without data are left out
-    of the shared features by the features stage, with a warning in QA."""
+def check_research_inputs(coins: list[str], url: str, window: Window, holdout_days: int | None = None) -> None:
+    """Every coin has OHLCV inside the window and the holdout leaves enough research data (else exit 2 naming
+    them). Basket coins without data are left out of the shared features by the features stage, with a warning
+    in QA."""
+    from resources.dagster_resources import ResearchResource
     from resources.store import MarketStore, redact_url
 
+    cfg = load_coins()
+    research = ResearchResource(start=window.start, end=window.end,
+                                holdout_days=-1 if holdout_days is None else holdout_days)
     store = MarketStore(url, create=False)
     lo, hi = window.bounds()
+    problems: list[str] = []
     try:
-        empty = [c for c in coins if store.load("ohlcv", c, lo, hi).empty]
+        empty = [c for c in coins if store.load_ts("ohlcv", c, lo, hi) == []]
+        for c in coins:
+            if c not in empty:
+                try:
+                    research.bounds(store, c, cfg[c].profile.walk_forward.holdout_days)
+                except ConfigError as exc:
+                    problems.append(str(exc))
     finally:
         store.dispose()
     if empty:
         raise CliError(f"no OHLCV stored for {empty} in {redact_url(url)} within the {window.text()}; "
                        f"run `cryptoalgo ingest` first")
+    if problems:
+        raise CliError("; ".join(problems))
 
 
-def research_specs(coins: list[str], window: Window) -> list[RunSpec]:
+def research_specs(coins: list[str], window: Window, holdout_days: int | None = None) -> list[RunSpec]:
     from cryptoalgo_assets.definitions import RESEARCH_JOB
 
+    research = {"config": {**window.config()["config"], "holdout_days": -1 if holdout_days is None else holdout_days}}
     return [RunSpec(RESEARCH_JOB, c, tags={"dagster/partition": c}, steps=4,  # features, labels, ml_dataset, data_qa
-                    run_config={"resources": {"research": window.config()}}) for c in coins]
+                    run_config={"resources": {"research": research}}) for c in coins]
 
 
-def model_specs(coins: list[str], window: Window, holdout_days: int | None, cohort: str) -> list[RunSpec]:
+def model_specs(coins: list[str], cohort: str) -> list[RunSpec]:
+    """The model stage reads its window and holdout from the features stage's artifacts (never moves them)."""
     from cryptoalgo_assets.definitions import MODEL_JOB
 
-    rc = {"ops": {"walk_forward_model": {"config": {"holdout_days": -1 if holdout_days is None else holdout_days}}},
-          "resources": {"research": window.config(), "artifacts": {"config": {"cohort": cohort}}}}
+    rc = {"resources": {"artifacts": {"config": {"cohort": cohort}}}}
     return [RunSpec(MODEL_JOB, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc,
                     steps=2) for c in coins]  # walk_forward_model, backtest
 
@@ -79,9 +94,13 @@ def qa_blocked(coins: list[str]) -> dict[str, list[str] | None]:
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--start", default=None, help="Research window start, UTC date (default: first stored bar).")
 @click.option("--end", default=None, help="Research window end, exclusive (e.g. where an input such as OI ends).")
+@click.option("--holdout-days", type=click.IntRange(0, 3650), default=None,
+              help="Final days of the window kept for the one holdout evaluation; no research stage sees them "
+                   "(default: the coin profile's walk_forward.holdout_days).")
 @click.option("--no-progress", is_flag=True)
 @command_errors
-def features(coins: str | None, db_path: str | None, start: str | None, end: str | None, no_progress: bool) -> None:
+def features(coins: str | None, db_path: str | None, start: str | None, end: str | None, holdout_days: int | None,
+             no_progress: bool) -> None:
     """Features, labels, ML dataset and data QA per coin; exit 3 when a blocking QA check fails."""
     try:
         coin_list = resolve_coins(coins, load_coins())
@@ -93,8 +112,8 @@ def features(coins: str | None, db_path: str | None, start: str | None, end: str
     with Session("features", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
         window = Window.parse(start, end)
         url = _store_url(db_path)
-        check_research_inputs(coin_list, url, window)
-        outcomes = session.run(research_specs(coin_list, window), title="features + data QA")
+        check_research_inputs(coin_list, url, window, holdout_days)
+        outcomes = session.run(research_specs(coin_list, window, holdout_days), title="features + data QA")
     print_qa(coin_list)
     raise SystemExit(report_runs(outcomes, gate=True))
 
@@ -134,17 +153,13 @@ def print_edges(coins: list[str], cohort: str) -> None:
 
 @click.command()
 @click.option("--coin", "coin_opt", multiple=True, help="Coin(s) to train (repeat or comma-separate; default all).")
-@click.option("--holdout-days", type=click.IntRange(0, 3650), default=None,
-              help="Untouched final window (default: the coin profile's walk_forward.holdout_days).")
 @click.option("--cohort", default=None, help="Experiment name under data/runs/ (default CRYPTOALGO_COHORT or 'default').")
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
-@click.option("--start", default=None, help="Research window start, UTC date.")
-@click.option("--end", default=None, help="Research window end, exclusive.")
 @click.option("--no-progress", is_flag=True)
 @command_errors
-def train(coin_opt: tuple[str, ...], holdout_days: int | None, cohort: str | None, db_path: str | None,
-          start: str | None, end: str | None, no_progress: bool) -> None:
-    """Walk-forward model + cost-aware backtest; prints edge decomposition and exit diagnostics."""
+def train(coin_opt: tuple[str, ...], cohort: str | None, db_path: str | None, no_progress: bool) -> None:
+    """Walk-forward model + cost-aware backtest on the research window and holdout that `features` set;
+    prints edge decomposition and exit diagnostics."""
     try:
         coin_list = resolve_coins(",".join(coin_opt) if coin_opt else None, load_coins())
     except ConfigError as exc:
@@ -153,10 +168,9 @@ def train(coin_opt: tuple[str, ...], holdout_days: int | None, cohort: str | Non
 
     cohort_name = _validate_cohort(cohort)
     with Session("train", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
-        window = Window.parse(start, end)
         _store_url(db_path)
         _gate_before_training(coin_list)
-        outcomes = session.run(model_specs(coin_list, window, holdout_days, cohort_name), title="train + backtest")
+        outcomes = session.run(model_specs(coin_list, cohort_name), title="train + backtest")
     print_edges(coin_list, cohort_name)
     raise SystemExit(report_runs(outcomes, gate=False))
 
@@ -197,7 +211,7 @@ def demo(db_path: str | None, days: int, no_progress: bool) -> None:
         passed = [c for c, f in qa_blocked(req.coins).items() if f == []]
         models: list[RunOutcome] = []
         if passed:
-            models = session.run(model_specs(passed, Window(), None, cohort), title="train + backtest")
+            models = session.run(model_specs(passed, cohort), title="train + backtest")
     if passed:
         print_edges(passed, cohort)
         code = report_runs(models, gate=False) or code

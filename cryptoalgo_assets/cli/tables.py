@@ -69,8 +69,10 @@ def read_diagnostics(art: Any, coin: str, cohort: str) -> dict[str, Any] | None:
 
 
 def edge_table(art: Any, coins: list[str], cohort: str) -> Table:
-    t = Table(title=escape(f"edge decomposition (bps per trade, out of sample) — cohort {cohort}"))
-    cols = ("coin", "trades", "dir AUC", "gross", "fees", "slippage", "funding", "net", "fee/edge",
+    t = Table(title=escape(f"edge decomposition (bps per trade, out of sample; 95% intervals Newey–West; AUC folds "
+                           f"= mean±sd over walk-forward folds) — cohort {cohort}"))
+    cols = ("coin", "trades", "dir AUC", "AUC folds", "gross", "fees", "slippage", "funding", "net", "net 95% CI",
+            "fee/edge",
             "stop-loss", "take-profit", "time", "signal", "end", "win rate", "avg hold h", "total return", "max DD")
     for c in cols:
         t.add_column(c, justify="left" if c == "coin" else "right")
@@ -81,9 +83,12 @@ def edge_table(art: Any, coins: list[str], cohort: str) -> Table:
             continue
         e, x, p = d["edge"], d["exits"], d["performance"]
         sh = x["shares"]
-        _row(t, coin, e["trades"], f"{d['calibration']['directional_auc']:.3f}", f"{e['gross_bps']:.1f}",
+        ci = (d.get("edge_uncertainty") or {}).get("per_trade", {}).get("net")
+        fa = (d.get("folds") or {}).get("auc") or {}
+        _row(t, coin, e["trades"], f"{d['calibration']['directional_auc']:.3f}",
+             f"{fa['mean']:.3f}±{fa['std']:.3f}" if fa.get("n") else "-", f"{e['gross_bps']:.1f}",
              f"{e['fees_bps']:.1f}", f"{e['slippage_bps']:.1f}", f"{e['funding_bps']:.1f}", f"{e['net_bps']:.1f}",
-             fee_edge(e["fee_edge_ratio"]), *[f"{sh.get(r, 0.0):.0%}" for r in EXIT_ORDER],
+             f"[{ci['lo']:.1f}, {ci['hi']:.1f}]" if ci else "-", fee_edge(e["fee_edge_ratio"]), *[f"{sh.get(r, 0.0):.0%}" for r in EXIT_ORDER],
              f"{x['win_rate']:.0%}", f"{x['avg_hold_hours']:.1f}", f"{p['total_return']:+.1%}",
              f"{p['max_drawdown']:.1%}")
     return t

@@ -59,8 +59,8 @@ def data_qa(
     art = artifacts.store()
     ds = art.read_parquet("ml", f"{coin}.parquet")
     plan = FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json"))
-    lo, hi = research.window()
-    ts = market_store.store().load_ts("ohlcv", coin, lo, hi)
+    lo, hs = plan.window  # [start, holdout_start): QA and its drift window never read the holdout
+    ts = market_store.store().load_ts("ohlcv", coin, lo, hs)
     import numpy as np
 
     report, outcomes = qa_report(coin, np.asarray(ts, dtype=np.int64), ds, list(plan.names),

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from cryptoalgo_core.errors import ConfigError
 from cryptoalgo_core.timeutil import ms_to_iso
 from partitions import coin_from_coin_quarter, coin_partitions
 from resources.dagster_resources import (
@@ -30,6 +31,13 @@ FRESH = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("fresh after new market data")
+
+
+def _bounds(research: ResearchResource, store: Any, coin: str, profile_days: int) -> Any:
+    try:
+        return research.bounds(store, coin, profile_days)
+    except ConfigError as exc:
+        raise dg.Failure(f"{exc}; run `cryptoalgo ingest --coins {coin}` first") from exc
 
 
 def load_panel(store: Any, coins: list[str], window: tuple[int | None, int | None]) -> Any:
@@ -64,15 +72,17 @@ def features(
 
     coin = context.partition_key
     coins = project.coins()
-    window = research.window()
-    panel = load_panel(market_store.store(), project.panel_coins(coin), window)
+    store = market_store.store()
+    bounds = _bounds(research, store, coin, coins[coin].profile.walk_forward.holdout_days)
+    seen = (bounds.start, bounds.holdout_start)  # research never loads the holdout
+    panel = load_panel(store, project.panel_coins(coin), seen)
     if panel.ohlcv[coin].empty:
-        raise dg.Failure(f"{coin}: no OHLCV in the market store inside the research window; "
-                         f"run `cryptoalgo ingest --coins {coin}` first")
+        raise dg.Failure(f"{coin}: no OHLCV before the holdout ({bounds.as_dict()['holdout']}); "
+                         f"ingest more history or shorten the holdout (--holdout-days)")
     missing = [c for c, df in panel.ohlcv.items() if df.empty]
     panel = panel.without(missing)
     panel_coins = panel.coins
-    plan = feature_plan(panel, coin, coins[coin].features, window, missing_basket=missing)
+    plan = feature_plan(panel, coin, coins[coin].features, seen, missing_basket=missing, bounds=bounds)
     df = plan.build(panel)
     art = artifacts.store()
     path = art.write_parquet(df, "features", f"{coin}.parquet")
@@ -88,6 +98,7 @@ def features(
             "first_ts": ms_to_iso(int(df["ts"].min())),
             "last_ts": ms_to_iso(int(df["ts"].max())),
             "basket": ",".join(panel_coins),
+            "holdout": bounds.as_dict()["holdout"],
             "dropped_groups": "; ".join(f"{g}: {w}" for g, w in plan.dropped.items()) or "none",
             "path": dg.MetadataValue.path(str(path)),
             "groups": dg.MetadataValue.md(
@@ -115,9 +126,12 @@ def labels(
     from cryptoalgo_core.features.dataset import labels_for_coin
 
     coin = context.partition_key
-    params = project.coins()[coin].label
-    lo, hi = research.window()
-    out = labels_for_coin(market_store.store().load("ohlcv", coin, lo, hi), params)
+    spec = project.coins()[coin]
+    store = market_store.store()
+    bounds = _bounds(research, store, coin, spec.profile.walk_forward.holdout_days)
+    # candles up to the holdout only: a label whose horizon reaches into the holdout stays unlabeled
+    params = spec.label
+    out = labels_for_coin(store.load("ohlcv", coin, bounds.start, bounds.holdout_start), params)
     path = artifacts.store().write_parquet(out, "labels", f"{coin}.parquet")
     lab = out.dropna(subset=["label"])
     shares = lab["barrier"].value_counts(normalize=True).round(4).to_dict() if len(lab) else {}

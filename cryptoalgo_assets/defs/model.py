@@ -15,14 +15,9 @@ from resources.dagster_resources import (
     ArtifactsResource,
     MarketStoreResource,
     ProjectConfigResource,
-    ResearchResource,
 )
 
 TRAINING_POOL = "model_training"  # dagster_home/dagster.yaml caps concurrent training steps across runs
-
-
-class WalkForwardConfig(dg.Config):
-    holdout_days: int = -1  # -1: the coin profile's walk_forward.holdout_days
 
 
 def qa_gate(art: Any, coin: str) -> None:
@@ -44,9 +39,7 @@ def qa_gate(art: Any, coin: str) -> None:
 )
 def walk_forward_model(
     context: dg.AssetExecutionContext,
-    config: WalkForwardConfig,
     project: ProjectConfigResource,
-    research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
     import numpy as np
@@ -56,14 +49,13 @@ def walk_forward_model(
 
     coin = context.partition_key
     profile = project.coins()[coin].profile
-    wf = profile.walk_forward if config.holdout_days < 0 else replace(profile.walk_forward, holdout_days=config.holdout_days)
     art, run = artifacts.store(), ("runs", artifacts.cohort_name(), coin)
     qa_gate(art, coin)
-    ds = art.read_parquet("ml", f"{coin}.parquet")
-    lo, hi = research.window()
-    ds = ds[(ds["ts"] >= (lo if lo is not None else -(2**62))) & (ds["ts"] < (hi if hi is not None else 2**62))]
-    names = list(FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json")).names)
-    res = walk_forward(ds.reset_index(drop=True), names, wf, profile.model)
+    ds = art.read_parquet("ml", f"{coin}.parquet")  # built by the features stage, ends at the holdout
+    plan = FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json"))
+    names, hs = list(plan.names), plan.holdout_start
+    wf = replace(profile.walk_forward, holdout_days=int(plan.holdout["holdout_days"]))
+    res = walk_forward(ds, names, wf, profile.model, end_ms=hs)
     if res.predictions.empty:
         raise dg.Failure(f"{coin}: no out-of-sample predictions (too little data before the holdout?)")
     art.write_parquet(res.predictions, *run, "predictions.parquet")
@@ -76,7 +68,7 @@ def walk_forward_model(
     meta = {"holdout_start": res.holdout_start, "holdout_days": wf.holdout_days, "features": names,
             "folds": int((res.folds.get("skipped", "") == "").sum()), "directional_auc": auc,
             "brier": cal["brier"], "model": profile.model.__dict__, "walk_forward": wf.__dict__,
-            "window": {"start": lo, "end": hi}}
+            "window": {"start": plan.window[0], "end": hs}, "holdout": plan.holdout}
     art.write_json(meta, *run, "walk_forward.json")
     top = res.importance.head(10)
     return dg.MaterializeResult(
@@ -105,7 +97,6 @@ def backtest(
     context: dg.AssetExecutionContext,
     market_store: MarketStoreResource,
     project: ProjectConfigResource,
-    research: ResearchResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
     import numpy as np
@@ -120,13 +111,13 @@ def backtest(
     art, run = artifacts.store(), ("runs", artifacts.cohort_name(), coin)
     wfm = art.read_json(*run, "walk_forward.json")
     store = market_store.store()
-    lo, hi = research.window()
-    ohlcv = store.load("ohlcv", coin, lo, hi)
+    lo, hs = wfm["window"]["start"], int(wfm["holdout_start"])  # never a holdout bar
+    ohlcv = store.load("ohlcv", coin, lo, hs)
     if ohlcv.empty:
         raise dg.Failure(f"{coin}: no OHLCV in the market store {redact_url(market_store.url())}; the backtest needs "
                          f"the bars the model was trained on (same --db-path as `cryptoalgo ingest`)")
     bt = backtest_coin(coin, art.read_parquet(*run, "predictions.parquet"), art.read_parquet("features", f"{coin}.parquet"),
-                       ohlcv, store.load("funding", coin, lo, hi), profile, int(wfm["holdout_start"]))
+                       ohlcv, store.load("funding", coin, lo, hs), profile, hs)
     art.write_csv(bt.trades, *run, "trades.csv")
     art.write_json(bt.diagnostics, *run, "diagnostics.json")
     report = art.write_text(render_report(bt.diagnostics, bt.result.equity), *run, "report.html")
@@ -147,6 +138,8 @@ def backtest(
         metadata={
             "trades": e["trades"],
             "net_bps_per_trade": e["net_bps"],
+            "net_bps_95ci": _ci_text(bt.diagnostics),
+            "auc_folds": _folds_text(bt.diagnostics),
             "gross_bps_per_trade": e["gross_bps"],
             "fee_edge_ratio": e["fee_edge_ratio"] if np.isfinite(e["fee_edge_ratio"]) else -1.0,
             "stop_loss_share": x["shares"]["stop_loss"],
@@ -159,6 +152,16 @@ def backtest(
             "dataset_sha256": manifest["inputs"].get("ml_dataset", {}).get("sha256", ""),
         }
     )
+
+
+def _ci_text(d: dict[str, Any]) -> str:
+    ci = (d.get("edge_uncertainty") or {}).get("per_trade", {}).get("net")
+    return f"{ci['mean']:.1f} [{ci['lo']:.1f}, {ci['hi']:.1f}] (se {ci['se']:.1f}, n {ci['n']})" if ci else "-"
+
+
+def _folds_text(d: dict[str, Any]) -> str:
+    a = (d.get("folds") or {}).get("auc") or {}
+    return f"mean {a['mean']:.3f} sd {a['std']:.3f} over {a['n']} folds [{a['lo']:.3f}, {a['hi']:.3f}]" if a.get("n") else "-"
 
 
 def _ratio_md(r: float) -> str:

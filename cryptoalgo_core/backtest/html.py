@@ -85,10 +85,17 @@ def _fmt(v: Any) -> str:
 
 def render_report(diag: dict[str, Any], equity: np.ndarray) -> str:
     e, x = diag["edge"], diag["exits"]
+    w = diag.get("edge_size_weighted")
     exits = [{"reason": r, "share": f"{s:.1%}", **{k: v for k, v in x["by_reason"][r].items()}}
              for r, s in x["shares"].items()]
     cal = diag["calibration"]["direction"]
     perf = [{k: v for k, v in diag["performance"].items()}]
+    unc = diag.get("edge_uncertainty") or {}
+    ci_rows = [{"figure": k, "weighting": wt, **{c: v[c] for c in ("mean", "se", "lo", "hi", "n")}}
+               for wt in ("per_trade", "size_weighted") for k, v in (unc.get(wt) or {}).items()]
+    folds = diag.get("folds") or {}
+    fold_rows = [{k: r.get(k) for k in ("fold", "n", "auc", "trades", "net_bps")} for r in folds.get("by_fold", [])]
+    fold_sum = [{"figure": k, **v} for k, v in ((k, folds.get(k) or {}) for k in ("auc", "net_bps")) if v]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(diag['coin'])} backtest</title>
 <style>body{{font-family:sans-serif;margin:24px;max-width:1000px}}table{{border-collapse:collapse;margin:8px 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}</style></head><body>
@@ -97,6 +104,11 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#e
 {html.escape(str(diag['costs']['venue']))} / {html.escape(str(diag['costs']['fee_tier']))}</p>
 <h2>Equity and drawdown</h2>{equity_svg(equity)}
 <h2>Edge decomposition (bps per trade)</h2>{waterfall_svg(e)}{_table([e])}
+<p>Size-weighted (trades weighted by position size: the edge the equity curve earns)</p>{_table([w] if w else [])}
+<p>Uncertainty: standard error and 95 % interval of each figure (Newey–West over the trades in time order)</p>
+{_table(ci_rows)}
+<h2>Walk-forward folds</h2><p>directional AUC and net edge per fold (each fold's model is calibrated on its own
+slice), and their mean, spread and t-interval across folds</p>{_table(fold_rows)}{_table(fold_sum)}
 <h2>Exit reasons</h2>{_table(exits)}
 <h2>Regime buckets at entry</h2>{_table(diag['regimes'])}
 <h2>Calibration of P(up first | touched)</h2><p>Brier {cal['brier']:.4f}, directional AUC

@@ -1,6 +1,6 @@
 """Backtest a coin's out-of-sample predictions and explain the result: edge decomposition (gross edge,
-fees, funding, slippage, net — in bps per trade, adding up), exit-reason diagnostics, regime buckets,
-calibration. Pure."""
+fees, funding, slippage, net — in bps per trade, adding up; per trade and size-weighted), exit-reason
+diagnostics, regime buckets, calibration. Pure."""
 
 from __future__ import annotations
 
@@ -29,13 +29,15 @@ def engine_params(profile: CoinProfile) -> EngineParams:
     return EngineParams(
         sl_mult=x.vol_mult_sl,
         tp_mult=x.vol_mult_tp,
-        max_hold_hours=x.max_hold_hours,
+        max_hold_hours=x.hold_hours,
         fee_entry=c.fee_entry,
         fee_exit_tp=c.fee_exit_tp,
         fee_exit_other=c.fee_exit_other,
         slippage=c.slippage,
         flip_exit=x.flip_exit,
         funding=c.funding,
+        slippage_vol_mult=c.slippage_vol_mult,
+        tp_through=x.tp_through,
     )
 
 
@@ -61,7 +63,7 @@ def backtest_coin(
     if predictions.empty:
         raise ValueError(f"{coin}: no out-of-sample predictions to backtest")
     start = int(predictions["ts"].min())
-    bars = reindex_on_grid(ohlcv, hourly_grid(start, end_ms), ["open", "high", "low", "close"])
+    bars = reindex_on_grid(ohlcv, hourly_grid(start, end_ms), ["open", "high", "low", "close", "volume"])
     grid = bars["ts"].to_numpy(np.int64)
     sig = build_signals(grid, predictions, features, profile)
     fund = funding_on_grid(grid, funding)
@@ -76,9 +78,11 @@ def backtest_coin(
         sig.size,
         fund,
         engine_params(profile),
+        volume=bars["volume"].to_numpy(float),  # zero-volume (halted) bars are not traded
     )
     trades = res.trades.copy()
     reg = sig.regime[trades["signal_idx"].to_numpy(int)] if len(trades) else np.array([])
+    trades["signal_ts"] = grid[trades["signal_idx"].to_numpy(int)] if len(trades) else np.array([], dtype=np.int64)
     trades["regime_state"] = reg
     trades["vol_bucket"] = [VOL_NAMES.get(int(r // 3), "unknown") if np.isfinite(r) else "unknown" for r in reg]
     trades["trend_bucket"] = [TREND_NAMES.get(int(r % 3), "unknown") if np.isfinite(r) else "unknown" for r in reg]
@@ -86,13 +90,24 @@ def backtest_coin(
     return CoinBacktest(res, sig, trades, diag)
 
 
-def edge_decomposition(trades: pd.DataFrame) -> dict[str, float]:
-    """Mean per trade, in bps of notional: gross - fees - slippage - funding = net (exactly)."""
+EDGE_PARTS = ("gross", "fees", "slippage", "funding", "net")
+
+
+def edge_decomposition(trades: pd.DataFrame, weighted: bool = False) -> dict[str, float]:
+    """Mean per trade, in bps of notional: gross - fees - slippage - funding = net (exactly).
+
+    ``weighted=False``: every trade counts once (the edge of the signal). ``weighted=True``: trades are weighted by
+    their position ``size`` (fraction of equity), ``sum(size * x) / sum(size)`` — the edge the equity curve earns, so
+    its net has the sign of ``sum(size * net)`` (the first-order equity change); it still adds up exactly."""
     n = len(trades)
-    if n == 0:
-        return {"trades": 0, "gross_bps": 0.0, "fees_bps": 0.0, "slippage_bps": 0.0, "funding_bps": 0.0,
+    w = trades["size"].to_numpy(float) if weighted and n else np.ones(n)
+    if n == 0 or not w.sum() > 0:
+        return {"trades": n, "gross_bps": 0.0, "fees_bps": 0.0, "slippage_bps": 0.0, "funding_bps": 0.0,
                 "net_bps": 0.0, "fee_edge_ratio": float("nan"), "cost_edge_ratio": float("nan")}
-    m = {k: float(trades[k].mean() * 1e4) for k in ("gross", "fees", "slippage", "funding", "net")}
+    if weighted:
+        m = {k: float(np.dot(w, trades[k].to_numpy(float)) / w.sum() * 1e4) for k in EDGE_PARTS}
+    else:
+        m = {k: float(trades[k].mean() * 1e4) for k in EDGE_PARTS}
     costs = m["fees"] + m["slippage"] + m["funding"]
     return {
         "trades": n,
@@ -134,6 +149,48 @@ def regime_outcomes(trades: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def edge_intervals(trades: pd.DataFrame) -> dict[str, Any]:
+    """Standard error and 95 % interval of every edge figure (bps per trade; Newey–West over the trades in time
+    order, the per-trade series may be autocorrelated), equal-weight and size-weighted."""
+    from cryptoalgo_core.stats.uncertainty import edge_uncertainty
+
+    if trades.empty:
+        return {"per_trade": {}, "size_weighted": {}, "method": "newey_west", "level": 0.95}
+    eq = edge_uncertainty(trades, time_column="entry_ts")
+    sw = edge_uncertainty(trades, weights="size", time_column="entry_ts") if "size" in trades else {}
+    return {"per_trade": {k: dict(v) for k, v in eq.items()}, "size_weighted": {k: dict(v) for k, v in sw.items()},
+            "method": "newey_west", "level": 0.95}
+
+
+def fold_report(trades: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, Any]:
+    """Per walk-forward fold: the directional AUC (each fold's model is calibrated on its own slice, so AUCs are
+    compared per fold, not only pooled) and the net edge of the trades signalled in it; mean, spread and a
+    t-interval across folds."""
+    from cryptoalgo_core.stats.uncertainty import fold_auc, per_fold_summary
+
+    if predictions.empty:
+        return {"by_fold": [], "auc": {}, "net_bps": {}}
+    if "fold" not in predictions:  # predictions from outside the walk-forward: one fold
+        predictions = predictions.assign(fold=0)
+    aucs = fold_auc(predictions["label"].to_numpy(float), predictions["p_dir"].to_numpy(float),
+                    predictions["fold"].to_numpy())
+    by_fold = [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in dict(a).items()} for a in aucs]
+    net: dict[Any, float] = {}
+    count: dict[Any, int] = {}
+    if len(trades):
+        fold_of = pd.Series(predictions["fold"].to_numpy(), index=predictions["ts"].to_numpy())
+        f = fold_of.reindex(trades["signal_ts"].to_numpy()).to_numpy()
+        for k in np.unique(f[~pd.isna(f)]):
+            sel = f == k
+            net[k], count[k] = float(trades["net"].to_numpy()[sel].mean() * 1e4), int(sel.sum())
+    for row in by_fold:
+        row["net_bps"] = net.get(row["fold"], float("nan"))
+        row["trades"] = count.get(row["fold"], 0)
+    return {"by_fold": by_fold,
+            "auc": dict(per_fold_summary([float(a["auc"]) for a in aucs if a["auc"] == a["auc"]])),
+            "net_bps": dict(per_fold_summary([v for v in net.values() if v == v]))}
+
+
 def diagnostics(
     coin: str,
     trades: pd.DataFrame,
@@ -158,6 +215,9 @@ def diagnostics(
         "coin": coin,
         "window": {"start": ms_to_iso(start), "end": ms_to_iso(end_ms), "years": round(years, 3)},
         "edge": edge_decomposition(trades),
+        "edge_size_weighted": edge_decomposition(trades, weighted=True),
+        "edge_uncertainty": edge_intervals(trades),
+        "folds": fold_report(trades, predictions),
         "exits": exit_diagnostics(trades),
         "regimes": regime_outcomes(trades),
         "calibration": {"direction": cal_dir, "directional_auc": directional_auc(label, predictions["p_dir"].to_numpy(float))},
@@ -171,5 +231,7 @@ def diagnostics(
         },
         "costs": {"venue": profile.costs.venue, "fee_tier": profile.costs.fee_tier,
                   "maker_bps": profile.costs.maker_bps, "taker_bps": profile.costs.taker_bps,
-                  "slippage_bps": profile.costs.slippage_bps, "funding": profile.costs.funding},
+                  "slippage_bps": profile.costs.slippage_bps, "slippage_vol_mult": profile.costs.slippage_vol_mult,
+                  "tp_through_bps": profile.exits.tp_through_bps, "max_position": profile.max_position,
+                  "funding": profile.costs.funding},
     }

@@ -58,7 +58,8 @@ class WalkForwardParams:
     embargo_hours: int = 24  # training rows within this many hours before a test window are dropped
     calibration: str = "sigmoid"  # sigmoid (Platt: monotone, keeps the ranking) | isotonic (needs more data)
     calibration_share: float = 0.25  # last share of each train window held out (purged) to calibrate
-    holdout_days: int = 90  # final window never touched by this stage
+    refit_full: bool = True  # after learning the calibration map, refit on the whole purged training span
+    holdout_days: int = 90  # final days of the research window, kept for the one holdout evaluation
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,25 @@ class FilterParams:
 class ExitParams:
     vol_mult_sl: float = 1.0  # stop distance = vol_mult_sl * sigma * sqrt(max_hold_hours)
     vol_mult_tp: float = 1.0
-    max_hold_hours: int = 12
+    # null (the default) follows the label horizon: label.forward_hours, resolved when coins.yaml is loaded
+    # (:func:`resolve_profile` with ``label_hours``); an explicit integer wins. Resolved profiles hold an int.
+    max_hold_hours: int | None = None
     flip_exit: bool = False
+    # a take-profit fills only when the price trades THROUGH the level by this many bps (a bare touch of a
+    # resting limit is not a fill: the queue ahead of it may absorb the prints at that price)
+    tp_through_bps: float = 2.0
+
+    @property
+    def hold_hours(self) -> int:
+        """``max_hold_hours`` of a resolved profile (ValueError while it still follows an unknown label)."""
+        if self.max_hold_hours is None:
+            raise ValueError("exits.max_hold_hours is unresolved (null follows label.forward_hours; "
+                             "load the profile through load_coins or pass label_hours to resolve_profile)")
+        return self.max_hold_hours
+
+    @property
+    def tp_through(self) -> float:
+        return self.tp_through_bps / 1e4
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,9 @@ class SizingParams:
     target_vol_annual: float = 0.5  # position fraction = (target hourly vol / sigma), capped
     max_fraction: float = 1.0
     position_scale: float = 1.0  # e.g. 0.25 for a reduced-scale paper rollout
+    # venue cap on the position as a multiple of equity: perps allow up to max_leverage, spot venues always
+    # cap at 1x (no borrowing); applied after max_fraction and position_scale
+    max_leverage: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,9 @@ class CostParams:
     fee_tier: str = "vip0"
     entry_order: str = "taker"  # taker | maker
     tp_order: str = "maker"  # take-profit as a resting limit order
-    slippage_bps: float = 2.0  # per market-type fill
+    slippage_bps: float = 2.0  # per market-type fill, fixed part
+    # per market-type fill, volatility part: + slippage_vol_mult * sigma (the trade's hourly vol at its signal)
+    slippage_vol_mult: float = 0.03
     funding: bool = True  # charge perp funding while positions are open
     # resolved from costs.yaml (not keys of coins.yaml):
     maker_bps: float = derived(0.0)
@@ -120,6 +143,7 @@ class CostParams:
 
     @property
     def slippage(self) -> float:
+        """The fixed part of the market-fill slippage, as a fraction (the engine adds ``slippage_vol_mult * sigma``)."""
         return self.slippage_bps / 1e4
 
 
@@ -133,6 +157,13 @@ class CoinProfile:
     exits: ExitParams = field(default_factory=ExitParams)
     sizing: SizingParams = field(default_factory=SizingParams)
     costs: CostParams = field(default_factory=CostParams)
+
+    @property
+    def max_position(self) -> float:
+        """The venue's cap on a position, in multiples of equity: ``sizing.max_leverage`` on a perp venue, at most
+        1x on a spot venue (no borrowing)."""
+        lev = self.sizing.max_leverage
+        return min(lev, 1.0) if self.costs.venue_kind == "spot" else lev
 
 
 PROFILE_SECTIONS: dict[str, type] = {
@@ -151,13 +182,19 @@ def _require(cond: bool, where: str, msg: str) -> None:
         raise ConfigError(f"{where}: {msg}")
 
 
-def parse_profile(data: dict[str, Any], where: str, venues: dict[str, Venue]) -> CoinProfile:
-    """`data`: the coin's merged mapping (tier + PROFILE_SECTIONS keys); `venues`: costs.yaml venues."""
-    return resolve_profile(build_dataclass(CoinProfile, data, where), where, venues)
+def parse_profile(
+    data: dict[str, Any], where: str, venues: dict[str, Venue], label_hours: int | None = None
+) -> CoinProfile:
+    """`data`: the coin's merged mapping (tier + PROFILE_SECTIONS keys); `venues`: costs.yaml venues;
+    `label_hours`: the coin's label.forward_hours (what a null exits.max_hold_hours follows)."""
+    return resolve_profile(build_dataclass(CoinProfile, data, where), where, venues, label_hours)
 
 
-def resolve_profile(profile: CoinProfile, where: str, venues: dict[str, Venue]) -> CoinProfile:
-    """Check a parsed profile across fields and fill in its fees from the venue's tier in costs.yaml."""
+def resolve_profile(
+    profile: CoinProfile, where: str, venues: dict[str, Venue], label_hours: int | None = None
+) -> CoinProfile:
+    """Check a parsed profile across fields, fill in its fees from the venue's tier in costs.yaml and resolve a
+    null ``exits.max_hold_hours`` to ``label_hours`` (the coin's label.forward_hours)."""
     tier = profile.tier
     _require(tier in TIERS, f"{where}.tier", f"{tier!r} is not one of {list(TIERS)}")
     m = profile.model
@@ -186,11 +223,17 @@ def resolve_profile(profile: CoinProfile, where: str, venues: dict[str, Venue]) 
     x = profile.exits
     _require(x.vol_mult_sl > 0, f"{where}.exits.vol_mult_sl", f"must be > 0, got {x.vol_mult_sl}")
     _require(x.vol_mult_tp > 0, f"{where}.exits.vol_mult_tp", f"must be > 0, got {x.vol_mult_tp}")
-    _require(x.max_hold_hours >= 1, f"{where}.exits.max_hold_hours", "must be >= 1")
+    if x.max_hold_hours is None:
+        _require(label_hours is not None, f"{where}.exits.max_hold_hours",
+                 "null follows label.forward_hours, which is not known here; set an integer")
+        x = replace(x, max_hold_hours=label_hours)
+    _require(x.hold_hours >= 1, f"{where}.exits.max_hold_hours", f"must be >= 1, got {x.max_hold_hours}")
+    _require(0 <= x.tp_through_bps < 1e4, f"{where}.exits.tp_through_bps", f"must be in [0, 10000), got {x.tp_through_bps}")
     s = profile.sizing
     _require(s.target_vol_annual > 0, f"{where}.sizing.target_vol_annual", "must be > 0")
     _require(0 < s.max_fraction <= 10, f"{where}.sizing.max_fraction", "must be in (0, 10]")
     _require(0 < s.position_scale <= 1, f"{where}.sizing.position_scale", "must be in (0, 1]")
+    _require(0 < s.max_leverage <= 100, f"{where}.sizing.max_leverage", f"must be in (0, 100], got {s.max_leverage}")
     c = profile.costs
     _require(c.venue in venues, f"{where}.costs.venue", f"{c.venue!r} not in costs.yaml venues {sorted(venues)}")
     v = venues[c.venue]
@@ -198,8 +241,12 @@ def resolve_profile(profile: CoinProfile, where: str, venues: dict[str, Venue]) 
     for k in ("entry_order", "tp_order"):
         _require(getattr(c, k) in ("maker", "taker"), f"{where}.costs.{k}", "maker | taker")
     _require(c.slippage_bps >= 0, f"{where}.costs.slippage_bps", "must be >= 0")
+    _require(0 <= c.slippage_vol_mult <= 10, f"{where}.costs.slippage_vol_mult",
+             f"must be in [0, 10], got {c.slippage_vol_mult}")
     _require(not (c.funding and v.kind != "perp"), f"{where}.costs.funding", f"funding applies to perp venues; {c.venue} is {v.kind}")
     _require(e.long_only or v.kind == "perp", f"{where}.entry.long_only", f"shorting needs a perp venue; {c.venue} is {v.kind}")
+    _require(s.max_leverage <= 1 or v.kind == "perp", f"{where}.sizing.max_leverage",
+             f"{s.max_leverage} > 1 needs a perp venue; {c.venue} is {v.kind} (positions are capped at 1x equity)")
     row = v.tiers[c.fee_tier]
     c = replace(c, maker_bps=float(row.maker_bps), taker_bps=float(row.taker_bps), venue_kind=v.kind)
-    return replace(profile, costs=c)
+    return replace(profile, exits=x, costs=c)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from cryptoalgo_core.checks import CheckOutcome, Severity
 from cryptoalgo_core.config.gates import DataQaGates
-from cryptoalgo_core.data_qa.stats import class_balance, drift_snapshot, missingness
+from cryptoalgo_core.data_qa.stats import DRIFT_COLUMNS, class_balance, drift_snapshot, missingness
 from cryptoalgo_core.market.gaps import find_gaps
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, floor_day, ms_to_date, ms_to_iso
 
@@ -48,7 +48,7 @@ def qa_report(
     drift = (
         drift_snapshot(dataset, features, "ts", gates)
         if len(dataset)
-        else pd.DataFrame(columns=["feature", "psi", "ks", "flagged"])
+        else pd.DataFrame(columns=DRIFT_COLUMNS)
     )
     missing_share = gaps.missing / gaps.expected if gaps.expected else 1.0
     top = miss.head(gates.top_features)
@@ -75,7 +75,7 @@ def qa_report(
         _target_outcome(balance, gates),
         _missing_outcome(miss, gates, plan, start, end),
         _feature_set_outcome(plan),
-        _drift_outcome(drift),
+        _drift_outcome(drift, gates),
     ]
     if plan is not None:
         report["feature_set"] = {"dropped": dict(plan.dropped), "inputs": plan.inputs}
@@ -136,12 +136,12 @@ def _input_hint(prefix: str, plan: FeaturePlan | None, start: int, end: int) -> 
     if last < end - 2 * DAY_MS:
         stop = ms_to_date(floor_day(int(last)) + DAY_MS)
         return (f"{name} ends at {ms_to_iso(int(last))} but the dataset runs to {ms_to_iso(end)}: use a research "
-                f"window that ends there, `cryptoalgo features --end {stop}` then `cryptoalgo train --end {stop}` "
-                f"(no re-ingest needed), or disable the {kind} group for this coin in coins.yaml")
+                f"window that ends there, `cryptoalgo features --end {stop}` then `cryptoalgo train` "
+                f"(the holdout is then cut from that window's end; no re-ingest needed), or disable the {kind} group for this coin in coins.yaml")
     if first > start + 2 * DAY_MS:
         begin = ms_to_date(floor_day(int(first)) + DAY_MS)
         return (f"{name} starts at {ms_to_iso(int(first))} but the dataset starts {ms_to_iso(start)}: use "
-                f"`cryptoalgo features --start {begin}` then `cryptoalgo train --start {begin}`")
+                f"`cryptoalgo features --start {begin}` then `cryptoalgo train`")
     return None
 
 
@@ -175,17 +175,19 @@ def _feature_set_outcome(plan: FeaturePlan | None) -> CheckOutcome:
     )
 
 
-def _drift_outcome(drift: pd.DataFrame) -> CheckOutcome:
+def _drift_outcome(drift: pd.DataFrame, g: DataQaGates) -> CheckOutcome:
+    """WARN when a feature's shift is material (PSI / KS thresholds) and significant (block-permutation p)."""
     flagged = drift[drift["flagged"].astype(bool)] if len(drift) else drift
+    named = [f"{r.feature} (KS {r.ks:.2f}, p {r.p_value:.3f})" for r in flagged.head(8).itertuples()]
     return CheckOutcome(
         "qa_drift",
         flagged.empty,
         Severity.WARN,
-        f"{len(flagged)} of {len(drift)} feature(s) drifted (recent vs reference): "
-        + ", ".join(flagged["feature"].head(8).astype(str))
+        f"{len(flagged)} of {len(drift)} feature(s) drifted (recent vs reference, material and block-permutation "
+        f"p <= {g.drift_alpha}): " + ", ".join(named)
         if len(flagged)
-        else "no feature drifted beyond the PSI / KS thresholds",
-        {"flagged": len(flagged)},
+        else f"no feature drifted (material PSI / KS shift with block-permutation p <= {g.drift_alpha})",
+        {"flagged": len(flagged), "alpha": g.drift_alpha},
     )
 
 

@@ -17,11 +17,51 @@ import pandas as pd
 
 from cryptoalgo_core.features.build import MarketPanel, build_features
 from cryptoalgo_core.features.registry import FeatureSelection, registry, selected
-from cryptoalgo_core.timeutil import ms_to_iso
+from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso
 
 OPTIONAL_GROUPS = {"open_interest": "open_interest"}  # feature group -> panel input it needs
 CROSS_SECTIONAL = ("rel_ret_24", "xs_rank_ret_1", "xs_rank_ret_24", "dispersion_24")  # need >= 2 coins
 BTC_FEATURES = ("btc_ret_1", "btc_ret_4", "btc_ret_24", "btc_rv_24")  # need BTC in the panel
+
+
+@dataclass(frozen=True)
+class ResearchBounds:
+    """Where research may look: [start, holdout_start). The holdout [holdout_start, end) is read once, by the
+    holdout evaluation; features, labels, QA, the walk-forward model and the backtest never see it.
+
+    `end` is the research window's end, or (without one) the end of the coin's stored candles; holdout_start =
+    end - holdout_days. Labels whose horizon reaches past holdout_start are unlabeled (the data stops there).
+    """
+
+    start: int | None
+    holdout_start: int
+    end: int
+    holdout_days: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "holdout_start": self.holdout_start, "end": self.end,
+                "holdout_days": self.holdout_days, "holdout": f"{ms_to_iso(self.holdout_start)} .. {ms_to_iso(self.end)}"}
+
+
+MIN_RESEARCH_DAYS = 30  # a research span shorter than this before the holdout is refused
+
+
+def research_bounds(window: tuple[int | None, int | None], last_bar_ts: int, holdout_days: int,
+                    first_bar_ts: int | None = None) -> ResearchBounds:
+    """The research bounds of a coin whose stored candles (inside the window) open at `first_bar_ts` ..
+    `last_bar_ts`. ValueError when the holdout leaves fewer than MIN_RESEARCH_DAYS of research data."""
+    if holdout_days < 0:
+        raise ValueError(f"holdout_days must be >= 0, got {holdout_days}")
+    end = last_bar_ts + HOUR_MS if window[1] is None else min(int(window[1]), last_bar_ts + HOUR_MS)
+    holdout_start = end - holdout_days * DAY_MS
+    first = first_bar_ts if window[0] is None or first_bar_ts is None else max(int(window[0]), first_bar_ts)
+    if first is not None and holdout_start - first < MIN_RESEARCH_DAYS * DAY_MS:
+        left = max(0.0, (holdout_start - first) / DAY_MS)
+        raise ValueError(
+            f"a {holdout_days}-day holdout ({ms_to_iso(holdout_start)} .. {ms_to_iso(end)}) leaves {left:.1f} days "
+            f"of research data from {ms_to_iso(first)} (need >= {MIN_RESEARCH_DAYS}): shorten the holdout "
+            "(--holdout-days) or ingest more history")
+    return ResearchBounds(window[0], holdout_start, end, holdout_days)
 
 
 @dataclass(frozen=True)
@@ -33,7 +73,8 @@ class FeaturePlan:
     groups: dict[str, str]  # feature -> group
     dropped: dict[str, str] = field(default_factory=dict)  # group -> why it was left out
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> rows, first_ts, last_ts
-    window: tuple[int | None, int | None] = (None, None)
+    window: tuple[int | None, int | None] = (None, None)  # what the features saw: [start, holdout_start)
+    holdout: dict[str, Any] = field(default_factory=dict)  # ResearchBounds.as_dict()
 
     def build(self, panel: MarketPanel) -> pd.DataFrame:
         return build_features(panel, self.coin, self.selection)
@@ -55,7 +96,12 @@ class FeaturePlan:
             "dropped": dict(self.dropped),
             "inputs": self.inputs,
             "window": {"start": self.window[0], "end": self.window[1]},
+            "holdout": dict(self.holdout),
         }
+
+    @property
+    def holdout_start(self) -> int:
+        return int(self.holdout["holdout_start"])
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeaturePlan:
@@ -69,6 +115,7 @@ class FeaturePlan:
             dropped=dict(d.get("dropped", {})),
             inputs=dict(d.get("inputs", {})),
             window=(w.get("start"), w.get("end")),
+            holdout=dict(d.get("holdout", {})),
         )
 
 
@@ -86,6 +133,7 @@ def feature_plan(
     selection: FeatureSelection | None = None,
     window: tuple[int | None, int | None] = (None, None),
     missing_basket: list[str] | None = None,
+    bounds: ResearchBounds | None = None,
 ) -> FeaturePlan:
     """The feature set of `coin` on `panel`: the configured selection minus optional groups whose input the
     coin has no data for at all. `missing_basket`: basket coins left out of the panel for lack of OHLCV (the
@@ -123,4 +171,5 @@ def feature_plan(
         dropped=dropped,
         inputs=inputs,
         window=window,
+        holdout=bounds.as_dict() if bounds is not None else {},
     )

@@ -8,9 +8,12 @@ Timeline (all epoch ms; a row's `t1` is when its label was decided):
   on it). The last window ends at `holdout_start`.
 - Training rows for a test window starting at `a`: `ts < a - embargo` and `t1 <= a` (purging: no
   training label may still be open when the test window starts). Rolling scheme: also `ts >= a - train`.
-- Calibration: the last `calibration_share` of the training span is held out (with its own purge and
-  embargo) and the classifier is fitted on the rest; isotonic or sigmoid calibration maps raw scores on
-  the held-out slice to probabilities.
+- Calibration, then refit: the last `calibration_share` of the training span is held out (with its own purge
+  and embargo); a classifier fitted on the rest scores it, and isotonic or sigmoid calibration learns the map
+  from those held-out scores to probabilities. With `refit_full` (default) the classifier is then refitted
+  on the WHOLE purged training span — so the most recent rows before the test window reach the model — and
+  the map is applied to the refitted model's scores (a monotone map: the ranking, hence AUC, is the refitted
+  model's own; the map itself was learned out of sample).
 - Two models per fold: *direction* P(upper first | a horizontal barrier is touched), trained on touched
   rows only, and *touch* P(a horizontal barrier is touched). p_up = p_touch * p_dir and
   p_down = p_touch * (1 - p_dir), so the probability spread p_up - p_down = p_touch * (2 p_dir - 1) is
@@ -140,47 +143,20 @@ def walk_forward(
     `dataset` needs ts, t1, label (+1/-1/0, NaN = unlabeled), target and the `features` columns.
     `end_ms` overrides the holdout start (tests use it to switch the holdout off).
     """
-    ds = dataset.sort_values("ts").reset_index(drop=True)
-    ts = ds["ts"].to_numpy(np.int64)
-    t1 = ds["t1"].to_numpy(np.int64)
-    label = ds["label"].to_numpy(float)
-    X = ds[features].to_numpy(np.float32)
-    hs = holdout_start(int(ts[-1]), wf.holdout_days) if end_ms is None else end_ms
-    folds = make_folds(int(ts[0]), hs, wf)
-    emb = wf.embargo_hours * HOUR_MS
-    labeled = ~np.isnan(label)
+    data = FoldData.of(dataset, features)
+    hs = holdout_start(int(data.ts[-1]), wf.holdout_days) if end_ms is None else end_ms
     preds: list[pd.DataFrame] = []
     rows: list[dict[str, object]] = []
     gains: list[pd.Series] = []
-    for f in folds:
-        test = (ts >= f.test_start) & (ts < f.test_end)
-        fit = train_mask(ts, t1, f.train_start, f.cal_start, emb) & labeled
-        cal = train_mask(ts, t1, f.cal_start, f.test_start, emb) & labeled
-        if fit.sum() < MIN_FIT_ROWS or not test.any():
-            rows.append({"fold": f.index, "test_start": f.test_start, "test_end": f.test_end,
-                         "n_fit": int(fit.sum()), "n_cal": int(cal.sum()), "n_test": int(test.sum()),
-                         "skipped": "too few training rows" if test.any() else "empty test window"})
+    for f in make_folds(int(data.ts[0]), hs, wf):
+        fp = predict_fold(data, f, wf, model)
+        rows.append(fp.row)
+        if fp.predictions is None:
             continue
-        out = pd.DataFrame({"ts": ts[test], "fold": f.index})
-        touched = (label == 1.0) | (label == -1.0)
-        # direction: P(upper first | a horizontal barrier is touched) — the tradeable part
-        p_dir, kind_dir, gain = _model(X, fit & touched, cal & touched, test, label == 1.0, wf.calibration, model)
-        # touch: P(a horizontal barrier is touched within the horizon) — a volatility-type forecast
-        p_touch, _kind, _g = _model(X, fit, cal, test, touched, wf.calibration, model)
-        if gain is not None:
-            gains.append(gain)
-        out["p_dir"], out["p_dir_raw"] = p_dir[:, 0], p_dir[:, 1]
-        out["p_touch"] = p_touch[:, 0]
-        p_dir, p_touch = p_dir[:, 0], p_touch[:, 0]
-        out["p_up"] = p_touch * p_dir
-        out["p_down"] = p_touch * (1.0 - p_dir)
-        out["calibration"] = kind_dir
-        preds.append(out)
-        auc = directional_auc(label[test], out["p_dir"].to_numpy())
-        rows.append({"fold": f.index, "train_start": f.train_start, "cal_start": f.cal_start,
-                     "test_start": f.test_start, "test_end": f.test_end, "n_fit": int(fit.sum()),
-                     "n_cal": int(cal.sum()), "n_test": int(test.sum()), "auc_dir": auc,
-                     "calibration": kind_dir, "skipped": ""})
+        preds.append(fp.predictions)
+        if fp.gain is not None:
+            gains.append(fp.gain)
+    ds = data.frame
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(
         columns=["ts", "fold", "p_dir", "p_touch", "p_up", "p_down", "calibration"])
     pred = pred.merge(ds[["ts", "target", "label", "t1", "ret"]], on="ts", how="left")
@@ -190,6 +166,63 @@ def walk_forward(
         names = {f"f{i}": n for i, n in enumerate(features)}
         imp = g.rename(index=lambda k: names.get(k, k)).sort_values(ascending=False)
     return WalkForwardResult(pred, pd.DataFrame(rows), hs, imp)
+
+
+@dataclass
+class FoldData:
+    """A dataset's arrays, sorted by ts, ready for any number of folds (built once per dataset)."""
+
+    frame: pd.DataFrame
+    ts: np.ndarray
+    t1: np.ndarray
+    label: np.ndarray
+    X: np.ndarray
+
+    @classmethod
+    def of(cls, dataset: pd.DataFrame, features: list[str]) -> FoldData:
+        ds = dataset.sort_values("ts").reset_index(drop=True)
+        return cls(ds, ds["ts"].to_numpy(np.int64), ds["t1"].to_numpy(np.int64), ds["label"].to_numpy(float),
+                   ds[features].to_numpy(np.float32))
+
+
+@dataclass
+class FoldPrediction:
+    predictions: pd.DataFrame | None  # ts, fold, p_dir, p_dir_raw, p_touch, p_up, p_down, calibration (None: skipped)
+    row: dict[str, object]  # the fold's line of the folds table
+    gain: pd.Series | None
+
+
+def predict_fold(data: FoldData, f: Fold, wf: WalkForwardParams, model: ModelParams) -> FoldPrediction:
+    """Out-of-sample predictions of one fold's test window (fit, calibrate, refit: the module docstring)."""
+    ts, t1, label, X = data.ts, data.t1, data.label, data.X
+    emb = wf.embargo_hours * HOUR_MS
+    labeled = ~np.isnan(label)
+    test = (ts >= f.test_start) & (ts < f.test_end)
+    fit = train_mask(ts, t1, f.train_start, f.cal_start, emb) & labeled
+    cal = train_mask(ts, t1, f.cal_start, f.test_start, emb) & labeled
+    full = train_mask(ts, t1, f.train_start, f.test_start, emb) & labeled if wf.refit_full else None
+    if fit.sum() < MIN_FIT_ROWS or not test.any():
+        return FoldPrediction(None, {"fold": f.index, "test_start": f.test_start, "test_end": f.test_end,
+                                     "n_fit": int(fit.sum()), "n_cal": int(cal.sum()), "n_test": int(test.sum()),
+                                     "skipped": "too few training rows" if test.any() else "empty test window"}, None)
+    out = pd.DataFrame({"ts": ts[test], "fold": f.index})
+    touched = (label == 1.0) | (label == -1.0)
+    # direction: P(upper first | a horizontal barrier is touched) — the tradeable part
+    p_dir, kind_dir, gain = _model(X, fit & touched, cal & touched, test, label == 1.0, wf.calibration, model,
+                                   None if full is None else full & touched)
+    # touch: P(a horizontal barrier is touched within the horizon) — a volatility-type forecast
+    p_touch, _kind, _g = _model(X, fit, cal, test, touched, wf.calibration, model, full)
+    out["p_dir"], out["p_dir_raw"] = p_dir[:, 0], p_dir[:, 1]
+    out["p_touch"] = p_touch[:, 0]
+    out["p_up"] = p_touch[:, 0] * p_dir[:, 0]
+    out["p_down"] = p_touch[:, 0] * (1.0 - p_dir[:, 0])
+    out["calibration"] = kind_dir
+    auc = directional_auc(label[test], out["p_dir"].to_numpy())
+    row = {"fold": f.index, "train_start": f.train_start, "cal_start": f.cal_start, "test_start": f.test_start,
+           "test_end": f.test_end, "n_fit": int(fit.sum()), "n_cal": int(cal.sum()),
+           "n_refit": int(full.sum()) if full is not None else 0, "n_test": int(test.sum()), "auc_dir": auc,
+           "calibration": kind_dir, "skipped": ""}
+    return FoldPrediction(out, row, gain)
 
 
 def directional_auc(label: np.ndarray, spread: np.ndarray) -> float:
@@ -208,17 +241,21 @@ def _model(
     positive: np.ndarray,
     calibration: str,
     params: ModelParams,
+    full: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str, pd.Series | None]:
-    """Fit on `fit` rows, calibrate on `cal` rows, predict `test` rows -> columns (calibrated, raw).
+    """Fit on `fit` rows, learn the calibration map on `cal` rows (held out), then (when `full` is given and
+    holds both classes) refit on the `full` rows; predict `test` rows -> columns (calibrated, raw).
     Constant fallback when the fit rows hold one class."""
     y_fit = positive[fit].astype(int)
     if len(y_fit) == 0 or len(np.unique(y_fit)) < 2:
         base = float(y_fit.mean()) if len(y_fit) else 0.5
         return np.full((int(test.sum()), 2), base), "constant", None
     clf = _fit(X[fit], y_fit, params)
-    raw_test = clf.predict_proba(X[test])[:, 1]
     raw_cal = clf.predict_proba(X[cal])[:, 1] if cal.any() else np.array([])
     calib = _Calibrator(calibration, raw_cal, positive[cal].astype(int))
+    if full is not None and len(np.unique(positive[full].astype(int))) == 2:
+        clf = _fit(X[full], positive[full].astype(int), params)
+    raw_test = clf.predict_proba(X[test])[:, 1]
     gain = pd.Series(clf.get_booster().get_score(importance_type="gain"))
     return np.column_stack([calib(raw_test), raw_test]), calib.kind, gain
 

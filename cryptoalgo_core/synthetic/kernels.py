@@ -41,6 +41,7 @@ def correlate(low: np.ndarray, z: np.ndarray) -> np.ndarray:  # pragma: no cover
 def recursion(  # pragma: no cover - numba
     sig: np.ndarray,
     shock: np.ndarray,
+    comp: np.ndarray,
     fund_eps: np.ndarray,
     f_mean: np.ndarray,
     f_std: np.ndarray,
@@ -64,7 +65,9 @@ def recursion(  # pragma: no cover - numba
 
     At the close of bar t: settle funding if the close is on the 8 h grid (uses returns of bars
     t-7..t, all closed), update the funding z-score, trend regime and lead return, and set the
-    planted drift of bar t+1 from these observables only.
+    planted drift of bar t+1 from these observables only. `comp` is the martingale compensation of each
+    bar's log return (log E[exp(sig * shock)] given the bar's variance state), subtracted so that a zero
+    planted drift means E[close_t / close_{t-1}] = 1.
     """
     n_t, n = sig.shape
     r = np.empty((n_t, n))
@@ -88,7 +91,7 @@ def recursion(  # pragma: no cover - numba
     k = 1
     for t in range(n_t):
         for i in range(n):
-            r[t, i] = mu[t, i] + sig[t, i] * shock[t, i]
+            r[t, i] = mu[t, i] + sig[t, i] * shock[t, i] - comp[t, i]
         if (t + 1) % 8 == 0:  # close of bar t is a settlement time
             for i in range(n):
                 r8 = 0.0

@@ -129,6 +129,12 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
     jumps = np.where(uc[:, :, 0] < jp[None, :], js[None, :] * pc[:, :, 1], 0.0)
     diffusive = np.sqrt(w)[None, :] * mix[:, None] * corr_z
     shock = diffusive + jumps
+    # Martingale compensation (docs/SYNTHETIC.md): given the bar's variance state (vol sig, mixer mix), the
+    # diffusive part is normal with variance w mix^2 sig^2 and the jump part a Bernoulli(p) x N(0, (js sig)^2);
+    # log E[exp(sig * shock)] = w mix^2 sig^2 / 2 + log(1 - p + p exp((js sig)^2 / 2)). Subtracting it makes a
+    # coin with zero planted edge a price martingale: zero expected gross return for a long or a short.
+    comp = (0.5 * w[None, :] * (mix[:, None] * sig) ** 2
+            + np.log1p(jp[None, :] * np.expm1(0.5 * (js[None, :] * sig) ** 2)))
 
     lead = cfg.coin_names.index(cfg.lead_coin)
     strengths = np.array(
@@ -137,6 +143,7 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
     r, mu, fz, fdrv, ldrv, r24, er, trend, mdrv, fund = K.recursion(
         sig,
         shock,
+        comp,
         np.ascontiguousarray(pc[:, :, 3]),
         np.array([c.funding_mean for c in cfg.coins]),
         np.array([c.funding_std for c in cfg.coins]),

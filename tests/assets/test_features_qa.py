@@ -35,7 +35,7 @@ def materialize(db: str, data_dir: Path, coin: str = "ETH", research: ResearchRe
         resources={
             "market_store": MarketStoreResource(db_url=db),
             "project": project or ProjectConfigResource(),
-            "research": research or ResearchResource(),
+            "research": research or ResearchResource(holdout_days=10),
             "artifacts": ArtifactsResource(data_dir=str(data_dir)),
         },
         raise_on_error=False,
@@ -105,7 +105,7 @@ def test_open_interest_that_ends_early_blocks_with_a_window_that_fixes_it(tmp_pa
     text = miss.description or ""
     assert "open interest ends at" in text and f"cryptoalgo features --end {stop}" in text
     assert "[open_interest]" not in text or "disabled_groups: [open_interest]" in text
-    fixed = materialize(db, tmp_path / "data2", research=ResearchResource(end=stop))
+    fixed = materialize(db, tmp_path / "data2", research=ResearchResource(end=stop, holdout_days=10))
     assert fixed.success and checks(fixed)["qa_missingness"].passed
     ds = pd.read_parquet(tmp_path / "data2" / "ml" / "ETH.parquet")
     assert ds["ts"].max() < parse_date_ms(stop)
@@ -162,7 +162,7 @@ def test_research_automation_requests_research_after_new_market_data(full_store:
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize(ASSETS, partition_key="ETH", instance=instance, resources={
         "market_store": MarketStoreResource(db_url=full_store), "project": ProjectConfigResource(),
-        "research": ResearchResource(), "artifacts": ArtifactsResource(data_dir=str(tmp_path / "data"))})
+        "research": ResearchResource(holdout_days=10), "artifacts": ArtifactsResource(data_dir=str(tmp_path / "data"))})
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     store = MarketStore(full_store)
     from cryptoalgo_core.timeutil import quarter_key

@@ -28,7 +28,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     db = f"sqlite:///{root / 'syn.db'}"
     fill_synthetic_store(db, 300)
     data_dir = root / "data"
-    assert materialize(db, data_dir).success
+    assert materialize(db, data_dir, research=ResearchResource(holdout_days=30)).success
     return db, data_dir
 
 
@@ -48,7 +48,6 @@ def test_model_assets_write_diagnostics_that_add_up(prepared: tuple[str, Path]) 
         partition_key="ETH",
         instance=dg.DagsterInstance.ephemeral(),
         resources=_resources(db, data_dir),
-        run_config={"ops": {"walk_forward_model": {"config": {"holdout_days": 30}}}},
     )
     assert res.success
     run = data_dir / "runs" / "t" / "ETH"
@@ -69,6 +68,14 @@ def test_model_assets_write_diagnostics_that_add_up(prepared: tuple[str, Path]) 
     assert e["net_bps"] == pytest.approx(e["gross_bps"] - e["fees_bps"] - e["slippage_bps"] - e["funding_bps"])
     assert sum(d["exits"]["shares"].values()) == pytest.approx(1.0)
     assert d["calibration"]["direction"]["n"] > 0
+    ci = d["edge_uncertainty"]["per_trade"]
+    for k in ("gross", "fees", "slippage", "funding", "net"):
+        assert ci[k]["lo"] <= ci[k]["mean"] <= ci[k]["hi"] and ci[k]["se"] > 0 and ci[k]["n"] == len(trades)
+    assert ci["net"]["mean"] == pytest.approx(e["net_bps"])
+    folds = d["folds"]
+    assert len(folds["by_fold"]) >= 2 and folds["auc"]["n"] == len([f for f in folds["by_fold"] if f["auc"] == f["auc"]])
+    assert folds["auc"]["lo"] <= folds["auc"]["mean"] <= folds["auc"]["hi"]
+    assert sum(f["trades"] for f in folds["by_fold"]) == len(trades)
     mats = res.asset_materializations_for_node("backtest")
     assert "edge_decomposition" in mats[0].metadata
     man = json.loads((run / "manifest.json").read_text())

@@ -252,7 +252,11 @@ def test_features_gate_exits_3_naming_coin_and_check(tmp_path: Path) -> None:
     cut = ts[len(ts) // 2]
     with store.engine.begin() as conn:  # a 13-hour outage in SOL's history
         conn.exec_driver_sql("DELETE FROM ohlcv WHERE coin='SOL' AND ts >= ? AND ts < ?", (cut, cut + 13 * HOUR_MS))
-    res = _run(["features", "--coins", "ETH,SOL", "--db-path", db, "--no-progress"])
+    n_before = len(dg.DagsterInstance.get().get_runs())
+    too_long = _run(["features", "--coins", "ETH", "--db-path", db, "--holdout-days", "190", "--no-progress"])
+    assert too_long.exit_code == 2 and "190-day holdout" in _one_line_error(too_long.output), too_long.output
+    assert len(dg.DagsterInstance.get().get_runs()) == n_before  # refused before anything ran
+    res = _run(["features", "--coins", "ETH,SOL", "--db-path", db, "--holdout-days", "10", "--no-progress"])
     assert res.exit_code == 3, res.output
     assert "SOL: data_qa.qa_gaps" in res.output and "ETH: data_qa" not in res.output
     # training SOL is refused before anything runs (exit 3), ETH trains
@@ -260,7 +264,7 @@ def test_features_gate_exits_3_naming_coin_and_check(tmp_path: Path) -> None:
     refused = _run(["train", "--coin", "SOL", "--db-path", db, "--no-progress"])
     assert refused.exit_code == 3 and "SOL: qa_gaps" in _one_line_error(refused.output)
     assert len(dg.DagsterInstance.get().get_runs()) == n_runs
-    ok = _run(["train", "--coin", "ETH", "--holdout-days", "10", "--cohort", "cli", "--db-path", db, "--no-progress"])
+    ok = _run(["train", "--coin", "ETH", "--cohort", "cli", "--db-path", db, "--no-progress"])
     assert ok.exit_code == 0, ok.output
     for text in ("edge decomposition", "ETH: exit reasons", "stop_loss", "calibration of P(up first",
                  "regime buckets", "signal funnel", "end"):

@@ -1,76 +1,73 @@
-"""Known answer on the synthetic default: out of sample, the pipeline finds the planted edge in ETH and SOL
-and nothing in the pure-noise coins (BTC, XRP, DOGE).
+"""Known answer, over several seeds, with stated error rates: the research loop finds the edge planted in ETH and
+SOL and nothing in the pure-noise coins (BTC, XRP, DOGE). Every coin runs with ONE AND THE SAME profile (the
+coins.yaml defaults), so noise and edged coins differ only in what the market planted.
 
-Full 6-year synthetic calendar, default profiles, walk-forward retrained every 90 days (the default is 30;
-90 keeps this test around a minute). Measured on this seed (for the closing note): directional AUC
-ETH 0.529, SOL 0.548, BTC 0.487, XRP 0.499, DOGE 0.494; net bps/trade ETH -4.8, SOL +14.6,
-BTC -22.2, XRP -11.0, DOGE -14.7 (fees eat most of ETH's gross +8 bps: the reality the product reports).
+Each seed is a fresh 3-year synthetic market (cryptoalgo_core.research.evaluate_coin: features, labels, purged
+walk-forward with calibration and refit, cost-aware backtest; the last 90 days held out; retrained every 90 days
+to keep the test near a minute on two cores).
+
+The null comes from `benchmarks/bench_detection.py` (12 seeds x strengths 0/0.5/1/2, seeds 1000-1011 — not the
+seeds used here): its 168 coin-runs without edge had directional AUC mean 0.4954, sd 0.0148 (1 %/99 %: 0.458 /
+0.520; 2.4 % of them outside 0.5 +- 2.576 sd). At the default planted strength its planted coin-runs had AUC
+0.5615 +- 0.0202 and net edge -0.2 +- 8.1 bps per trade (noise: -17.0 +- 11.3). The claims below are about the
+seeds in SEEDS, independent of that estimate; each test states its false-failure probability under that null
+and effect, ~2 % for the whole file.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 
-from cryptoalgo_core import synthetic as syn
-from cryptoalgo_core.backtest.report import backtest_coin
-from cryptoalgo_core.config import load_coins
-from cryptoalgo_core.features.build import MarketPanel, build_features, feature_names
-from cryptoalgo_core.features.dataset import build_ml_dataset, labels_for_coin
-from cryptoalgo_core.model.walkforward import calibration_report, directional_auc, walk_forward
+NULL_MEAN, NULL_SD = 0.4954, 0.0148  # bench_detection.py, 168 null coin-runs (see the module docstring)
+BAND = (0.5 - 2.576 * NULL_SD, 0.5 + 2.576 * NULL_SD)  # one null run: outside with probability 2.4 % (measured)
+Z99 = 2.576
+SEEDS = (2000, 2001)
+PLANTED, NOISE = ("ETH", "SOL"), ("BTC", "XRP", "DOGE")
 
-COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
-EDGED, NOISE = ("ETH", "SOL"), ("BTC", "XRP", "DOGE")
-NOISE_BAND = 0.025  # |AUC - 0.5| for a coin without edge (overlapping labels: ~3x the iid standard error)
+
+def _seed(seed: int) -> list[dict]:
+    from cryptoalgo_core.config import load_coins
+    from cryptoalgo_core.research import evaluate_market, scaled_synthetic_config
+
+    return evaluate_market(scaled_synthetic_config(seed, 1.0, 3.0), load_coins()["ETH"], test_days=90)
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, dict[str, float]]:
-    cfg = syn.load_synthetic_config()
-    start, end = syn.calendar_bounds(cfg)
-    truth = syn.planted_truth(cfg)
-    assert all(sum(truth[c].values()) > 0 for c in EDGED) and all(sum(truth[c].values()) == 0 for c in NOISE)
-    g = syn.generate(cfg, COINS, start, end)
-    panel = MarketPanel({c: g[c].ohlcv for c in COINS}, {c: g[c].funding for c in COINS},
-                        {c: g[c].open_interest[["ts", "value"]] for c in COINS})
-    spec = load_coins()
-    out: dict[str, dict[str, float]] = {}
-    for c in COINS:
-        feats = build_features(panel, c)
-        ds = build_ml_dataset(feats, labels_for_coin(panel.ohlcv[c], spec[c].label))
-        prof = spec[c].profile
-        r = walk_forward(ds, feature_names(COINS, c), replace(prof.walk_forward, test_days=90), prof.model)
-        p = r.predictions
-        bt = backtest_coin(c, p, feats, panel.ohlcv[c], panel.funding[c], prof, r.holdout_start)
-        label = p["label"].to_numpy(float)
-        cal = calibration_report(np.where(label == 1, 1.0, np.where(label == -1, 0.0, np.nan)), p["p_dir"].to_numpy(float))
-        out[c] = {
-            "auc": directional_auc(label, p["p_dir"].to_numpy(float)),
-            "brier": cal["brier"],
-            "net_bps": bt.diagnostics["edge"]["net_bps"],
-            "gross_bps": bt.diagnostics["edge"]["gross_bps"],
-            "trades": bt.diagnostics["edge"]["trades"],
-        }
-    print({c: {k: round(v, 4) for k, v in r.items()} for c, r in out.items()})
-    return out
+def runs() -> list[dict]:
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = [r for res in pool.map(_seed, SEEDS) for r in res]
+    print({(r["seed"], r["coin"]): (round(r["auc"], 4), round(r["net_bps"], 1)) for r in rows})
+    return rows
 
 
-def test_noise_coins_auc_stays_in_the_noise_band(results) -> None:
-    for c in NOISE:
-        assert abs(results[c]["auc"] - 0.5) < NOISE_BAND, (c, results[c])
+def test_noise_coins_look_like_the_null(runs: list[dict]) -> None:
+    """6 noise coin-runs. Their mean lies within NULL_MEAN +- 2.576 sd / sqrt(6) (fails with probability 1 % under
+    the null), and at most one run lies outside the single-run band (>= 2 of 6 at 2.4 % each: 0.8 %)."""
+    noise = np.asarray([r["auc"] for r in runs if r["coin"] in NOISE])
+    assert noise.size == 3 * len(SEEDS)
+    assert abs(noise.mean() - NULL_MEAN) < Z99 * NULL_SD / np.sqrt(noise.size), noise
+    assert sum(not BAND[0] <= a <= BAND[1] for a in noise) <= 1, (BAND, noise)
 
 
-def test_edged_coins_have_better_calibrated_auc(results) -> None:
-    worst_edged = min(results[c]["auc"] for c in EDGED)
-    best_noise = max(results[c]["auc"] for c in NOISE)
-    assert worst_edged > 0.52 and worst_edged > best_noise + 0.02, results
+def test_planted_coins_are_detected(runs: list[dict]) -> None:
+    """4 planted coin-runs. Their mean AUC exceeds the null's 99 % upper bound for a mean of 4, NULL_MEAN + 2.576 sd
+    / 2 = 0.514 (at the benchmark's 0.5615 +- 0.0202 the margin is ~4.6 standard errors: failure < 1e-5), and in
+    every seed the planted coins' mean beats the noise coins' mean (a ~0.065 gap against a ~0.015 spread)."""
+    planted = np.asarray([r["auc"] for r in runs if r["coin"] in PLANTED])
+    assert planted.mean() > NULL_MEAN + Z99 * NULL_SD / np.sqrt(planted.size), planted
+    for seed in SEEDS:
+        p = np.mean([r["auc"] for r in runs if r["seed"] == seed and r["coin"] in PLANTED])
+        n = np.mean([r["auc"] for r in runs if r["seed"] == seed and r["coin"] in NOISE])
+        assert p > n, (seed, p, n)
 
 
-def test_edged_coins_have_better_edge_after_costs(results) -> None:
-    for c in EDGED:
-        assert results[c]["trades"] > 500
-        assert results[c]["net_bps"] > max(results[n]["net_bps"] for n in NOISE), results
-        assert results[c]["gross_bps"] > max(results[n]["gross_bps"] for n in NOISE), results
-    assert all(results[n]["net_bps"] < 0 for n in NOISE)  # costs make trading noise a loss
+def test_planted_coins_keep_more_edge_after_costs_than_noise(runs: list[dict]) -> None:
+    """The planted edge survives costs better than noise does: mean net edge of the planted runs > the noise runs'
+    (a 16.7 bps gap with a ~6 bps standard error: fails ~0.3 %); trading noise loses money to costs (mean net < 0:
+    -17 bps with a ~4.6 bps standard error)."""
+    planted = np.mean([r["net_bps"] for r in runs if r["coin"] in PLANTED])
+    noise = np.mean([r["net_bps"] for r in runs if r["coin"] in NOISE])
+    assert planted > noise and noise < 0, (planted, noise)

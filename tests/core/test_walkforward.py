@@ -14,7 +14,7 @@ from cryptoalgo_core.backtest.report import backtest_coin
 from cryptoalgo_core.config import LabelParams, ModelParams, WalkForwardParams, load_coins
 from cryptoalgo_core.features.build import MarketPanel, build_features, feature_names
 from cryptoalgo_core.features.dataset import build_ml_dataset, labels_for_coin
-from cryptoalgo_core.model.walkforward import make_folds, train_mask, walk_forward
+from cryptoalgo_core.model.walkforward import walk_forward
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
 
 COINS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
@@ -35,37 +35,64 @@ def _dataset(panel: MarketPanel, coin: str = "ETH") -> pd.DataFrame:
     return build_ml_dataset(build_features(panel, coin), labels_for_coin(panel.ohlcv[coin], LabelParams(12, 1.0)))
 
 
-def test_no_training_label_overlaps_its_test_window_random_configs() -> None:
+class _Spy:
+    """Stands in for the XGBoost classifier inside walk_forward: remembers which rows it was trained on and
+    which rows it was asked to score (row ids travel in feature column 0)."""
+
+    log: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.rows = X[:, 0].astype(np.int64)
+        self.p = float(np.mean(y))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        _Spy.log.append((self.rows, X[:, 0].astype(np.int64)))
+        q = np.clip(self.p + 0.01 * np.sin(X[:, 1]), 0.01, 0.99)  # varied scores, so calibration can fit
+        return np.column_stack([1 - q, q])
+
+    def get_booster(self) -> _Spy:
+        return self
+
+    def get_score(self, importance_type: str = "gain") -> dict[str, float]:
+        return {"f0": 1.0}
+
+
+def test_walk_forward_never_trains_on_a_label_open_at_a_scored_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """walk_forward itself, over random configurations: every model it fits (first fit, refit) is trained only
+    on rows whose label was decided before the first row it scores (its calibration slice or its test window)
+    and that lie before that row minus the embargo; nothing from the holdout is scored."""
+    import cryptoalgo_core.model.walkforward as W
+
+    monkeypatch.setattr(W, "_fit", lambda X, y, m: _Spy(X, y))
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        n = int(rng.integers(500, 3000))
+    checked = 0
+    for _ in range(25):
+        n = int(rng.integers(1500, 3000))
         ts = np.arange(n, dtype=np.int64) * HOUR_MS
         horizon = rng.integers(1, 96, size=n)
         t1 = ts + (horizon + 1) * HOUR_MS
-        t1[rng.random(n) < 0.05] = -1  # unlabeled rows
+        label = rng.choice([-1.0, 0.0, 1.0], size=n)
+        unlabeled = rng.random(n) < 0.05
+        t1[unlabeled], label[unlabeled] = -1, np.nan
+        ds = pd.DataFrame({"ts": ts, "t1": t1, "label": label, "target": (label == 1).astype(float),
+                           "ret": 0.0, "rowid": np.arange(n, dtype=float), "x": rng.normal(size=n)})
         p = WalkForwardParams(
-            scheme=str(rng.choice(["expanding", "rolling"])),
-            min_train_days=int(rng.integers(3, 30)),
-            rolling_train_days=int(rng.integers(5, 60)),
-            test_days=int(rng.integers(1, 15)),
-            embargo_hours=int(rng.integers(0, 72)),
-            calibration_share=float(rng.uniform(0.05, 0.45)),
-            holdout_days=int(rng.integers(0, 10)),
-        )
+            scheme=str(rng.choice(["expanding", "rolling"])), min_train_days=int(rng.integers(15, 40)),
+            rolling_train_days=int(rng.integers(20, 60)), test_days=int(rng.integers(3, 15)),
+            embargo_hours=int(rng.integers(0, 72)), calibration_share=float(rng.uniform(0.15, 0.4)),
+            refit_full=bool(rng.integers(0, 2)), holdout_days=int(rng.integers(0, 10)))
         end = int(ts[-1]) + HOUR_MS - p.holdout_days * DAY_MS
+        _Spy.log = []
+        res = walk_forward(ds, ["rowid", "x"], p, FAST, end_ms=end)
         emb = p.embargo_hours * HOUR_MS
-        for f in make_folds(int(ts[0]), end, p):
-            assert f.train_start <= f.cal_start <= f.test_start < f.test_end <= end
-            fit = train_mask(ts, t1, f.train_start, f.cal_start, emb)
-            cal = train_mask(ts, t1, f.cal_start, f.test_start, emb)
-            used = fit | cal
-            # purging: every training/calibration label is decided before the test window opens ...
-            assert (t1[used] >= 0).all() and (t1[used] <= f.test_start).all()
-            # ... the fitted rows' labels are decided before the calibration slice opens ...
-            assert (t1[fit] <= f.cal_start).all()
-            # ... and no row inside the embargo is used; nothing from the test window or later
-            assert (ts[used] < f.test_start - emb).all()
-            assert not (used & (ts >= f.test_start)).any()
+        for trained, scored in _Spy.log:
+            first = int(ts[scored].min())
+            assert (t1[trained] >= 0).all() and (t1[trained] <= first).all()  # purged
+            assert (ts[trained] < first - emb).all()  # embargoed
+            assert not np.isin(trained, scored).any()
+            checked += 1
+        assert res.predictions.empty or int(res.predictions["ts"].max()) < end  # the holdout is never scored
+    assert checked > 100  # the property was exercised on many fitted models
 
 
 def test_predictions_are_causal_by_truncation(panel: MarketPanel) -> None:

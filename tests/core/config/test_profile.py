@@ -8,6 +8,7 @@ import pytest
 
 from cryptoalgo_core.config import load_coins
 from cryptoalgo_core.config.costs import load_venues, tier_for_volume
+from cryptoalgo_core.config.profile import CoinProfile, resolve_profile
 from cryptoalgo_core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,6 +42,16 @@ def _load(tmp_path: Path, extra: str):
         ("    walk_forward: {scheme: anchored}\n", "coins.ETH.walk_forward.scheme"),
         ("    sizing: {position_scale: 2}\n", "coins.ETH.sizing.position_scale: must be in (0, 1]"),
         ("    exits: {stop: 1}\n", "coins.ETH.exits: unknown key(s) ['stop']"),
+        ("    exits: {max_hold_hours: 0}\n", "coins.ETH.exits.max_hold_hours: must be >= 1, got 0"),
+        ("    exits: {tp_through_bps: -1}\n", "coins.ETH.exits.tp_through_bps: must be in [0, 10000), got -1.0"),
+        ("    exits: {tp_through_bps: .inf}\n", "coins.ETH.exits.tp_through_bps: expected a finite number"),
+        ("    costs: {slippage_vol_mult: -0.1}\n", "coins.ETH.costs.slippage_vol_mult: must be in [0, 10], got -0.1"),
+        ("    costs: {slippage_vol_mult: 11}\n", "coins.ETH.costs.slippage_vol_mult: must be in [0, 10]"),
+        ("    costs: {slippage_vol_mult: true}\n", "coins.ETH.costs.slippage_vol_mult: expected a number"),
+        ("    sizing: {max_leverage: 0}\n", "coins.ETH.sizing.max_leverage: must be in (0, 100], got 0.0"),
+        ("    sizing: {max_leverage: -2}\n", "coins.ETH.sizing.max_leverage: must be in (0, 100]"),
+        ("    costs: {venue: coinbase_advanced, fee_tier: intro_1, funding: false}\n    sizing: {max_leverage: 2}\n",
+         "coins.ETH.sizing.max_leverage: 2.0 > 1 needs a perp venue; coinbase_advanced is spot"),
     ],
 )
 def test_bad_profile_values_are_named(tmp_path: Path, extra: str, message: str) -> None:
@@ -69,7 +80,50 @@ def test_costs_resolve_from_venue_tier(tmp_path: Path) -> None:
     assert tier_for_volume(venues["coinbase_advanced"], 1e12) == "advanced_8"
 
 
-def test_default_profiles_load() -> None:
+def test_max_hold_follows_the_label_unless_set(tmp_path: Path) -> None:
+    coins = _load(tmp_path, "    label: {forward_hours: 24}\n")
+    assert coins["ETH"].profile.exits.max_hold_hours == 24  # null (the default) = label.forward_hours
+    assert coins["ETH"].profile.exits.hold_hours == 24
+    coins = _load(tmp_path, "    label: {forward_hours: 24}\n    exits: {max_hold_hours: null}\n")
+    assert coins["ETH"].profile.exits.max_hold_hours == 24
+    coins = _load(tmp_path, "    label: {forward_hours: 24}\n    exits: {max_hold_hours: 6}\n")
+    assert coins["ETH"].profile.exits.max_hold_hours == 6  # an explicit value wins
+    coins = _load(tmp_path, "")
+    assert coins["ETH"].profile.exits.max_hold_hours == 12  # the default label horizon
+    shipped = load_coins()  # config/coins.yaml: BTC labels look 24 h ahead, XRP 8 h
+    assert all(c.profile.exits.max_hold_hours == c.label.forward_hours for c in shipped.values())
+    assert shipped["BTC"].profile.exits.max_hold_hours == 24 and shipped["XRP"].profile.exits.max_hold_hours == 8
+
+
+def test_unresolved_max_hold_is_named() -> None:
+    venues = load_venues(REPO / "config" / "costs.yaml")
+    with pytest.raises(ConfigError, match="x.exits.max_hold_hours: null follows label.forward_hours"):
+        resolve_profile(CoinProfile(), "x", venues)
+    with pytest.raises(ValueError, match="exits.max_hold_hours is unresolved"):
+        _ = CoinProfile().exits.hold_hours
+    assert resolve_profile(CoinProfile(), "x", venues, label_hours=8).exits.hold_hours == 8
+
+
+def test_new_execution_defaults(tmp_path: Path) -> None:
+    p = _load(tmp_path, "")["ETH"].profile
+    assert p.exits.tp_through_bps == 2.0 and p.exits.tp_through == pytest.approx(2e-4)
+    assert p.costs.slippage_vol_mult == 0.03 and p.costs.slippage_bps == 2.0
+    assert p.sizing.max_leverage == 1.0 and p.max_position == 1.0
+    p = _load(tmp_path, "    sizing: {max_leverage: 3}\n    exits: {tp_through_bps: 0}\n    costs: {slippage_vol_mult: 0}\n")["ETH"].profile
+    assert (p.max_position, p.exits.tp_through, p.costs.slippage_vol_mult) == (3.0, 0.0, 0.0)
+    spot = _load(tmp_path, "    costs: {venue: coinbase_advanced, fee_tier: intro_1, funding: false}\n"
+                           "    sizing: {max_leverage: 0.5}\n")["ETH"].profile
+    assert spot.max_position == 0.5
+
+
+def test_shipped_profiles_resolve_to_the_documented_values() -> None:
+    """config/coins.yaml + costs.yaml as shipped: every coin on Binance USD-M VIP 0 (2 / 5 bps), its hold horizon
+    following its label horizon (BTC 24 h, XRP 8 h, the rest 12 h), perp leverage capped at 1x."""
     coins = load_coins()
-    assert all(c.profile.tier in ("RESEARCH", "PAPER", "PILOT", "FULL", "REJECT") for c in coins.values())
-    assert coins["ETH"].profile.costs.taker_bps > 0
+    holds = {c: s.profile.exits.max_hold_hours for c, s in coins.items()}
+    assert holds == {c: s.label.forward_hours for c, s in coins.items()}
+    assert (holds["BTC"], holds["XRP"], holds["ETH"]) == (24, 8, 12)
+    for spec in coins.values():
+        c = spec.profile.costs
+        assert (c.venue, c.maker_bps, c.taker_bps, c.venue_kind) == ("binance_usdm", 2.0, 5.0, "perp")
+        assert spec.profile.max_position == 1.0
