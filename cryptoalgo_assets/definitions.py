@@ -2,7 +2,7 @@
 merged, plus the resources they share.
 
 Stages: market_data (ohlcv, funding, open_interest: coin x quarter) -> features (features, labels, ml_dataset)
--> data_qa (gate) -> model (walk_forward_model, backtest).
+-> data_qa (gate) -> model (walk_forward_model, backtest) -> optimize (optimized_profile, holdout_evaluation).
 
 The market-store URL comes from the environment only: `TRADER_DB_URL` through `dg.EnvVar` when it is set
 (the CLI sets it for the code server it starts), else TRADER_DB_PATH / $TRADER_DATA_DIR/trading.db. It is
@@ -20,20 +20,22 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # one planned event per range
 
-from cryptoalgo_assets.defs import data_qa, features, market_data, model  # noqa: E402
+from cryptoalgo_assets.defs import data_qa, features, market_data, model, optimize  # noqa: E402
 from resources.dagster_resources import (  # noqa: E402
     ArtifactsResource,
     MarketSourceResource,
     MarketStoreResource,
+    OptimizeResource,
     ProjectConfigResource,
     ResearchResource,
 )
 
-STAGES = (market_data, features, data_qa, model)
+STAGES = (market_data, features, data_qa, model, optimize)
 MARKET_JOB = market_data.MARKET_JOB
 MARKET_OI_JOB = market_data.MARKET_OI_JOB
 RESEARCH_JOB = data_qa.RESEARCH_JOB
 MODEL_JOB = model.MODEL_JOB
+OPTIMIZE_JOB = optimize.OPTIMIZE_JOB
 
 
 def default_market_store() -> MarketStoreResource:
@@ -48,6 +50,7 @@ def build_definitions(
     project: ProjectConfigResource | None = None,
     artifacts: ArtifactsResource | None = None,
     research: ResearchResource | None = None,
+    optimize_settings: OptimizeResource | None = None,
 ) -> dg.Definitions:
     resources = dg.Definitions(resources={
         "market_store": market_store or default_market_store(),
@@ -55,6 +58,7 @@ def build_definitions(
         "project": project or ProjectConfigResource(),
         "artifacts": artifacts or ArtifactsResource(),
         "research": research or ResearchResource(),
+        "optimize": optimize_settings or OptimizeResource(),
     })
     return dg.Definitions.merge(*(s.defs for s in STAGES), resources)
 

@@ -174,3 +174,19 @@ def validate_cohort(name: str) -> str:
         raise ConfigError(f"cohort {name!r}: use 1-100 letters, digits, '-', '_' or '.' (it names a directory "
                           f"under data/runs/ and may not be a path)")
     return name
+
+
+class OptimizeResource(dg.ConfigurableResource):
+    """The optimization launch's settings (config/presets.yaml holds the preset). `trials` is the launch's
+    budget before tier scaling; `n_cv_folds` -1 = the preset's; `storage` empty = CRYPTOALGO_OPTUNA_STORAGE, else
+    the cohort's Optuna journal file (data/runs/<cohort>/optuna.journal). A storage URL with a password belongs
+    in the environment (CRYPTOALGO_OPTUNA_STORAGE), never in run config."""
+
+    preset: str = "robust180"
+    trials: int = 900
+    n_cv_folds: int = -1
+    require_holdout_pass: bool = False
+    storage: str = ""
+
+    def storage_target(self, runs_dir: Any) -> str:
+        return self.storage or os.environ.get("CRYPTOALGO_OPTUNA_STORAGE", "") or str(runs_dir / "optuna.journal")
