@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from cryptoalgo_assets.cli.ingest import ingest, summary
+from cryptoalgo_assets.cli.optimize import launch, runs
 from cryptoalgo_assets.cli.research import demo, features, train
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     """cryptoalgo: cost-adjusted, robust edge research on a Dagster asset graph."""
 
 
-for _cmd in (ingest, summary, features, train, demo):
+for _cmd in (ingest, summary, features, train, demo, launch, runs):
     main.add_command(_cmd)
 
 __all__ = ["main"]

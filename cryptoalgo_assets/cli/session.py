@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptoalgo_assets.cli.common import EXIT_INTERRUPTED, err
 from cryptoalgo_assets.cli.progress import ProgressView
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
 # (run id -> spec, run id -> status) -> {progress row: (fraction 0..1, status)}
-Probe = Callable[[dict[str, RunSpec], dict[str, str]], dict[str, tuple[float, str]]]
+# row -> (fraction, status) or (fraction, status, detail)
+Probe = Callable[[dict[str, RunSpec], dict[str, str]], dict[str, tuple[Any, ...]]]
 
 
 @dataclass
@@ -136,8 +137,8 @@ class Session:
 
         def tick(statuses: dict[str, str]) -> None:
             if probe is not None:
-                for row, (frac, status) in probe(by_id, statuses).items():
-                    view.update(row, frac, status)
+                for row, vals in probe(by_id, statuses).items():
+                    view.update(row, *vals)
                 return
             done = steps.fractions(statuses)
             for rid, status in statuses.items():
