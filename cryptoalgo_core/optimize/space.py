@@ -176,7 +176,7 @@ class Preset:
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["space"] = {k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in dataclasses.asdict(v).items()
-                          if vv not in (None, False)} for k, v in self.space.items()}
+                          if vv is not None and vv is not False} for k, v in self.space.items()}
         return d
 
 
@@ -268,6 +268,8 @@ def _check_range(name: str, r: ParamRange, where: str) -> None:
         raise ConfigError(f"{where}: an integer parameter needs integer low/high")
     if r.step is not None and (r.step <= 0 or r.log):
         raise ConfigError(f"{where}: step must be > 0 and cannot combine with log")
+    if kind == "int" and r.step is not None and r.step != int(r.step):
+        raise ConfigError(f"{where}: an integer parameter needs an integer step, got {r.step}")
     if r.log and r.low <= 0:
         raise ConfigError(f"{where}: a log range needs low > 0")
     for v in (r.low, r.high):
@@ -345,6 +347,9 @@ def apply_params(spec: Any, params: dict[str, Any]) -> Any:
 def profile_fragment(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` as a coins.yaml coin fragment (``label`` plus profile sections), e.g. to paste under
     ``coins.ETH``: ``{"label": {"forward_hours": 12}, "exits": {"vol_mult_sl": 1.4}, ...}``."""
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; known: {sorted(PARAMS)}")
     out: dict[str, dict[str, Any]] = {}
     for name, v in params.items():
         section, fld, _ = PARAMS[name]
