@@ -6,7 +6,8 @@ profile's walk-forward rules otherwise), fixed before any trial so every trial i
 A trial: parameters from the space -> labels (memoised per label params) -> each fold's out-of-sample
 predictions (cached per label, model and fold: :mod:`~cryptoalgo_core.optimize.cache`) -> a window backtest
 per fold (:func:`~cryptoalgo_core.optimize.evaluate.window_backtest`) -> the running objective reported after
-each fold; the pruner stops a trial whose running value is below the median of earlier trials at that fold.
+each fold; Optuna's median pruner stops a trial whose best running value so far is below the median of the
+earlier trials' values at that fold (from the second fold on).
 
 Storage: an Optuna journal file (safe for concurrent worker processes on one machine) or an RDB URL (several
 processes or machines on one study). A study is resumed by name: finished trials (complete or pruned) count
@@ -16,6 +17,7 @@ towards the budget, so an interrupted launch runs only what is missing.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -127,7 +129,17 @@ def open_storage(target: str | Path) -> Any:
 
     text = str(target)
     if "://" in text:
-        return optuna.storages.RDBStorage(text, engine_kwargs={"pool_pre_ping": True})
+        import sqlalchemy as sa
+
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(text, engine_kwargs={"pool_pre_ping": True})
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # processes opening a fresh database together race to create Optuna's tables (PostgreSQL: a
+                # duplicate enum type or version row); the losers succeed once the winner has committed
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     Path(text).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(text))
 
