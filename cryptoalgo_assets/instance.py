@@ -104,3 +104,26 @@ def _prepare_instance() -> dg.DagsterInstance:
             instance.get_daemon_heartbeats()
             (home / _READY).write_text("storages created\n")
         return instance
+
+
+def pool_limit(pool: str) -> int:
+    """The slot limit the instance gives `pool`: a limit set on the pool (`dagster instance concurrency set`),
+    else dagster.yaml's `concurrency.pools.default_limit`, else the machine's CPU count."""
+    import yaml
+
+    try:
+        import dagster as dg
+
+        info = dg.DagsterInstance.get().event_log_storage.get_concurrency_info(pool)
+        if info.slot_count:
+            return int(info.slot_count)
+    except Exception:  # noqa: BLE001 - a pool never used yet, or an instance without pools
+        pass
+    try:
+        cfg = yaml.safe_load((dagster_home() / "dagster.yaml").read_text()) or {}
+        limit = ((cfg.get("concurrency") or {}).get("pools") or {}).get("default_limit")
+        if isinstance(limit, int) and limit > 0:
+            return limit
+    except (OSError, yaml.YAMLError):
+        pass
+    return os.cpu_count() or 1

@@ -384,7 +384,31 @@ def sweep_orphans(instance: dg.DagsterInstance) -> list[str]:
             instance.report_run_failed(run, message=f"the cryptoalgo command (pid {pid}) that owned this run "
                                                     "was killed before the run finished")
             stale.append(run.run_id)
+    release_dead_slots(instance)
     return stale
+
+
+def release_dead_slots(instance: dg.DagsterInstance) -> list[str]:
+    """Free pool slots (and pending claims) held by runs that are no longer running: a run worker killed with
+    SIGKILL never frees its slot, and without a dagster-daemon nothing else does, so every later step of that
+    pool would wait forever. Returns the run ids whose slots were freed."""
+    import dagster as dg
+
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    running = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.NOT_STARTED,
+               dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.CANCELING}
+    freed: list[str] = []
+    for pool in storage.get_concurrency_keys():
+        info = storage.get_concurrency_info(pool)
+        holders = {c.run_id for c in info.claimed_slots} | {p.run_id for p in info.pending_steps}
+        for run_id in sorted(holders):
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.status not in running:
+                storage.free_concurrency_slots_for_run(run_id)
+                freed.append(run_id)
+    return freed
 
 
 def _server_alive(grpc_info: str) -> bool:

@@ -38,6 +38,13 @@ from cryptoalgo_core.config import ConfigError, load_coins, load_gates, resolve_
 STORAGE_ENV = "CRYPTOALGO_OPTUNA_STORAGE"
 
 
+def parallel_runs() -> int:
+    """Optimize runs in flight at once: the instance's limit of the `model_training` pool (default 2)."""
+    from cryptoalgo_assets.instance import pool_limit
+
+    return max(1, pool_limit("model_training"))
+
+
 def optimize_specs(coins: list[str], cohort: str, settings: dict[str, Any]) -> list[RunSpec]:
     from cryptoalgo_assets.definitions import OPTIMIZE_JOB
 
@@ -190,7 +197,7 @@ def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, 
                     "require_holdout_pass": require_holdout_pass}
         art = ArtifactStore()
         outcomes = session.run(optimize_specs(ready, cohort_name, settings), probe=_progress_probe(art, cohort_name),
-                               title="optimize + holdout")
+                               title="optimize + holdout", max_parallel=parallel_runs())
     console.print(launch_table(art, ready, cohort_name))
     say(f"artifacts: {art.path('runs', cohort_name)}  (resume or extend: --cohort {cohort_name})")
     raise SystemExit(report_runs(outcomes, gate=True) or code)

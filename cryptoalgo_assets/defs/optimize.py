@@ -27,6 +27,10 @@ from resources.dagster_resources import (
 )
 
 MODEL_FAMILY = "xgb_triple_barrier"
+# what a study decided (hashed into result_sha256): equal for the same inputs and seeds on any executor
+RESULT_KEYS = ("params", "objective", "terms", "top_k", "trial_counts", "data_fingerprint", "folds", "seeds",
+               "holdout_start", "trials_table")
+HOLDOUT_KEYS = ("baseline", "candidates", "chosen", "holdout_start", "end", "holdout_fingerprint")
 
 
 def _plan(art: Any, coin: str) -> Any:
@@ -64,7 +68,7 @@ def optimized_profile(
     import pandas as pd
 
     from cryptoalgo_core.optimize.cache import PredictionCache
-    from cryptoalgo_core.optimize.evaluate import fingerprint
+    from cryptoalgo_core.optimize.evaluate import fingerprint, result_hash
     from cryptoalgo_core.optimize.space import profile_fragment
     from cryptoalgo_core.optimize.study import StudyData, open_storage, run_study, study_summary, trial_rows
     from resources.experiments import Tracker
@@ -127,13 +131,16 @@ def optimized_profile(
         "data_fingerprint": fp, "seeds": {"sampler": preset.seed, "model": spec.profile.model.seed},
         "folds": [[f.test_start, f.test_end] for f in data.folds], "cache": {**cache.stats(), "fits": data.fits},
     }
+    doc["trials_table"] = [{k: r[k] for k in ("number", "state", "objective", "params")} for r in rows]
+    doc["result_sha256"] = result_hash(doc, RESULT_KEYS)
+    del doc["trials_table"]
     path = art.write_json(doc, *run, "optimized_profile.json")
     tracker = Tracker(store.engine)
     tracker.record_study(study_name, coin, MODEL_FAMILY, cohort, counts)
     tracker.record_coin(cohort, coin, preset.name, {"preset": preset.as_dict(),
                                                     "profile": dataclasses.asdict(spec.profile),
                                                     "label": dataclasses.asdict(spec.label)}, fp, doc["seeds"],
-                        {"optimized_profile.json": _sha(path)})
+                        {"optimized_profile.json": _sha(path), "optimized_profile.result": doc["result_sha256"]})
     return dg.MaterializeResult(metadata={
         "best_objective": float(best["objective"]), "chosen_trial": int(best["number"]),
         "trials": counts["trials"], "complete": counts["complete"], "pruned": counts["pruned"],
@@ -208,7 +215,7 @@ def holdout_evaluation(
     artifacts: ArtifactsResource,
     optimize: OptimizeResource,
 ) -> dg.MaterializeResult:
-    from cryptoalgo_core.optimize.evaluate import fingerprint
+    from cryptoalgo_core.optimize.evaluate import fingerprint, result_hash
     from cryptoalgo_core.optimize.holdout import evaluate_holdout, holdout_gate
     from cryptoalgo_core.optimize.space import HoldoutGateSettings
     from resources.experiments import Tracker
@@ -236,13 +243,15 @@ def holdout_evaluation(
     doc = {**result, "coin": coin, "cohort": cohort, "holdout_fingerprint": h_fp,
            "gate": {"passed": outcome.passed, "severity": outcome.severity.value, "description": outcome.description,
                     **outcome.metadata}}
+    doc["result_sha256"] = result_hash(doc, HOLDOUT_KEYS)
     path = art.write_json(doc, *run, "holdout.json")
     tracker = Tracker(store.engine)
     prior = tracker.holdout_evaluations(opt["study"])
     tracker.record_study(opt["study"], coin, MODEL_FAMILY, cohort, opt["trial_counts"],
                          holdout_evaluations=prior + result["evaluations"])
     tracker.record_coin(cohort, coin, opt["preset"]["name"], {"preset": opt["preset"]}, opt["data_fingerprint"],
-                        opt["seeds"], {"holdout.json": _sha(path)}, holdout_fingerprint=h_fp)
+                        opt["seeds"], {"holdout.json": _sha(path), "holdout.result": doc["result_sha256"]},
+                        holdout_fingerprint=h_fp)
     chosen = result["candidates"][0] if result["candidates"] else {}
     if prior:
         context.log.warning(f"{coin}: the holdout of {opt['study']} was read {prior} time(s) before; each read "

@@ -22,7 +22,7 @@ from cryptoalgo_core.grid import hourly_grid, reindex_on_grid
 from cryptoalgo_core.strategy import funding_on_grid, signal_arrays
 from cryptoalgo_core.timeutil import HOUR_MS
 
-__all__ = ["GridMarket", "fingerprint", "predictions_on_grid", "window_backtest"]
+__all__ = ["GridMarket", "fingerprint", "predictions_on_grid", "result_hash", "window_backtest"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,12 @@ def fingerprint(*frames: pd.DataFrame | None, extra: Any = None) -> str:
 
 def window_days(start: int, end: int) -> float:
     return (end - start) / (24 * HOUR_MS)
+
+
+def result_hash(doc: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """sha256 of ``doc``'s ``keys`` as canonical JSON: what a run decided, without its names and timings (cohort,
+    paths, cache statistics), so the same inputs and seeds give the same hash on any machine or executor."""
+    import json
+
+    payload = json.dumps({k: doc.get(k) for k in keys}, sort_keys=True, default=str, allow_nan=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -100,3 +100,25 @@ def test_no_dagster_noise_on_a_plain_command_and_plain_progress_lines_off_a_tty(
     progress = [ln for ln in done.stderr.splitlines() if ln.strip().startswith("XRP")]
     assert progress and progress[-1].split()[1:3] == ["100%", "done"]  # plain lines, no bar redraws
     assert "\x1b[" not in done.stderr  # no terminal control sequences when stderr is not a TTY
+
+
+def test_pool_slots_of_dead_runs_are_released() -> None:
+    """A run worker killed with SIGKILL never frees its pool slot; the next command frees it (else every later
+    step of the pool would wait forever), and leaves slots of live runs alone."""
+    import dagster as dg
+
+    from cryptoalgo_assets.instance import prepare_instance
+    from cryptoalgo_assets.launcher import release_dead_slots
+
+    instance = prepare_instance()
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default("model_training")
+    live = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), run_id=str(uuid.uuid4()))
+    instance.handle_run_event(live.run_id, dg.DagsterEvent(  # mark it STARTED
+        event_type_value="PIPELINE_START", job_name=live.job_name))
+    dead = str(uuid.uuid4())  # a run whose record says it ended (or is gone) but whose slot is still claimed
+    assert storage.claim_concurrency_slot("model_training", dead, "optimized_profile").is_claimed
+    assert storage.claim_concurrency_slot("model_training", live.run_id, "optimized_profile").is_claimed
+    assert release_dead_slots(instance) == [dead]
+    held = {c.run_id for c in storage.get_concurrency_info("model_training").claimed_slots}
+    assert held == {live.run_id}
