@@ -36,6 +36,7 @@ MARKET_OI_JOB = market_data.MARKET_OI_JOB
 RESEARCH_JOB = data_qa.RESEARCH_JOB
 MODEL_JOB = model.MODEL_JOB
 OPTIMIZE_JOB = optimize.OPTIMIZE_JOB
+OPTIMIZE_CELERY_JOB = optimize.OPTIMIZE_CELERY_JOB
 
 
 def default_market_store() -> MarketStoreResource:

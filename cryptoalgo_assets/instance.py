@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 _READY = ".cryptoalgo-instance-ready"
+# the concurrency pools the code location's assets use (defs/model.py TRAINING_POOL; a test keeps them in sync)
+POOLS = ("model_training",)
 
 
 def quiet_dagster() -> None:
@@ -87,7 +89,11 @@ def _prepare_instance() -> dg.DagsterInstance:
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     if (home / _READY).exists():
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+        if _pools_missing(instance):
+            with _locked(home):
+                _init_pools(instance)
+        return instance
     with _locked(home):
         yaml_path = home / "dagster.yaml"
         if not yaml_path.exists():
@@ -102,8 +108,28 @@ def _prepare_instance() -> dg.DagsterInstance:
             instance.all_instigator_state()
             instance.get_asset_keys()
             instance.get_daemon_heartbeats()
+            _init_pools(instance)
             (home / _READY).write_text("storages created\n")
         return instance
+
+
+def _pools_missing(instance: dg.DagsterInstance) -> bool:
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return False
+    return not set(POOLS) <= set(storage.get_concurrency_keys())
+
+
+def _init_pools(instance: dg.DagsterInstance) -> None:
+    """Create the pools' limit rows once (under the lock): two runs that start together on a fresh instance
+    would otherwise both insert the default row and one of them fails (a duplicate key on PostgreSQL)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    have = set(storage.get_concurrency_keys())
+    for pool in POOLS:
+        if pool not in have:
+            storage.initialize_concurrency_limit_to_default(pool)
 
 
 def pool_limit(pool: str) -> int:

@@ -71,6 +71,31 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def dagster_pg_home(pg_url: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A DAGSTER_HOME whose instance lives in a fresh PostgreSQL database (dagster_home/dagster.postgres.yaml.example
+    as documented): (home, DAGSTER_PG_URL); the database is dropped afterwards."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    dagster_url = sa.engine.make_url(pg_url).set(drivername="postgresql+psycopg2", database=name).render_as_string(
+        hide_password=False)
+    home = tmp_path / "pg_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.postgres.yaml.example").read_text())
+    try:
+        yield home, dagster_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 def fill_synthetic_store(db_url: str, days: int, kinds: tuple[str, ...] = ("ohlcv", "funding", "open_interest")) -> None:
     """Ingest the last `days` of the synthetic market for every configured coin (core path, no Dagster)."""
     from cryptoalgo_core.config import load_coins, load_sources

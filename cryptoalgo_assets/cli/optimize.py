@@ -45,12 +45,24 @@ def parallel_runs() -> int:
     return max(1, pool_limit("model_training"))
 
 
-def optimize_specs(coins: list[str], cohort: str, settings: dict[str, Any]) -> list[RunSpec]:
-    from cryptoalgo_assets.definitions import OPTIMIZE_JOB
+def optimize_specs(coins: list[str], cohort: str, settings: dict[str, Any], executor: str = "local",
+                   broker: str | None = None) -> list[RunSpec]:
+    from cryptoalgo_assets.definitions import OPTIMIZE_CELERY_JOB, OPTIMIZE_JOB
 
-    rc = {"resources": {"artifacts": {"config": {"cohort": cohort}}, "optimize": {"config": settings}}}
-    return [RunSpec(OPTIMIZE_JOB, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc,
+    rc: dict[str, Any] = {"resources": {"artifacts": {"config": {"cohort": cohort}}, "optimize": {"config": settings}}}
+    if executor == "celery" and broker:
+        rc["execution"] = {"config": {"broker": broker}}
+    job = OPTIMIZE_CELERY_JOB if executor == "celery" else OPTIMIZE_JOB
+    return [RunSpec(job, c, tags={"dagster/partition": c, "cryptoalgo/cohort": cohort}, run_config=rc,
                     steps=2) for c in coins]
+
+
+def _check_broker(broker: str | None) -> None:
+    from urllib.parse import urlsplit
+
+    if broker and urlsplit(broker).password:
+        raise CliError("--celery-broker: a URL with a password would be stored in the runs; configure the "
+                       "broker through dagster-celery's environment (DAGSTER_CELERY_BROKER_HOST) instead")
 
 
 def _check_storage(storage: str | None) -> dict[str, str]:
@@ -147,12 +159,17 @@ def _pct(v: Any) -> str:
               help=f"Optuna storage: a journal file path or a database URL without password (else {STORAGE_ENV}; "
                    "default data/runs/<cohort>/optuna.journal).")
 @click.option("--cohort", default=None, help="Launch id (default <preset>-<UTC time>); reuse it to resume.")
+@click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="local: one in-process run per coin on this machine; celery: the steps run on dagster-celery "
+                   "workers (README: scale-out).")
+@click.option("--celery-broker", default=None,
+              help="Celery broker URL without password (default: dagster-celery's, RabbitMQ on localhost).")
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--no-progress", is_flag=True)
 @command_errors
 def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, holdout_days: int | None,
-           require_holdout_pass: bool, storage: str | None, cohort: str | None, db_path: str | None,
-           no_progress: bool) -> None:
+           require_holdout_pass: bool, storage: str | None, cohort: str | None, executor: str,
+           celery_broker: str | None, db_path: str | None, no_progress: bool) -> None:
     """Per-coin Optuna studies on research data, then the one-shot holdout evaluation and gate."""
     from cryptoalgo_core.optimize.space import load_preset
     from cryptoalgo_core.optimize.study import data_warnings
@@ -167,6 +184,7 @@ def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, 
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
     env = _check_storage(storage)
+    _check_broker(celery_broker)
     cohort_name = _validate_cohort(cohort or f"{preset}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}")
     days = presets[coin_list[0]].holdout_days
     url = default_db_url(db_path)
@@ -181,7 +199,8 @@ def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, 
                     warn(f"WARN {w}")
             Tracker(store.engine).record_cohort(cohort_name, "launch", {
                 "coins": coin_list, "trials": trials, "preset": preset, "n_cv_folds": n_cv_folds,
-                "holdout_days": days, "require_holdout_pass": require_holdout_pass, "storage": bool(storage)})
+                "holdout_days": days, "require_holdout_pass": require_holdout_pass, "storage": bool(storage),
+                "executor": executor})
         finally:
             store.dispose()
         budgets = ", ".join(f"{c} {presets[c].budget(trials)}" for c in coin_list)
@@ -196,8 +215,10 @@ def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, 
         settings = {"preset": preset, "trials": trials, "n_cv_folds": n_cv_folds or -1,
                     "require_holdout_pass": require_holdout_pass}
         art = ArtifactStore()
-        outcomes = session.run(optimize_specs(ready, cohort_name, settings), probe=_progress_probe(art, cohort_name),
-                               title="optimize + holdout", max_parallel=parallel_runs())
+        specs = optimize_specs(ready, cohort_name, settings, executor, celery_broker)
+        # local: no more runs than the training pool admits at once; celery: the workers set the parallelism
+        outcomes = session.run(specs, probe=_progress_probe(art, cohort_name), title="optimize + holdout",
+                               max_parallel=parallel_runs() if executor == "local" else None)
     console.print(launch_table(art, ready, cohort_name))
     say(f"artifacts: {art.path('runs', cohort_name)}  (resume or extend: --cohort {cohort_name})")
     raise SystemExit(report_runs(outcomes, gate=True) or code)

@@ -7,6 +7,7 @@ The cohort's studies live in data/runs/<cohort>/optuna.journal unless a storage 
 
 
 import dataclasses
+import os
 import time
 import warnings
 from typing import Any
@@ -27,10 +28,12 @@ from resources.dagster_resources import (
 )
 
 MODEL_FAMILY = "xgb_triple_barrier"
+# the dagster-celery queue the optimize steps go to under optimize_celery_job (the in-process job ignores it)
+CELERY_QUEUE = os.environ.get("CRYPTOALGO_CELERY_QUEUE", "dagster")
 # what a study decided (hashed into result_sha256): equal for the same inputs and seeds on any executor
 RESULT_KEYS = ("params", "objective", "terms", "top_k", "trial_counts", "data_fingerprint", "folds", "seeds",
                "holdout_start", "trials_table")
-HOLDOUT_KEYS = ("baseline", "candidates", "chosen", "holdout_start", "end", "holdout_fingerprint")
+HOLDOUT_KEYS = ("baseline", "candidates", "chosen", "holdout_start", "end", "holdout_fingerprint", "artifacts")
 
 
 def _plan(art: Any, coin: str) -> Any:
@@ -55,6 +58,7 @@ def _preset(optimize: OptimizeResource, coin: str, holdout_days: int) -> Any:
     group_name="optimize",
     kinds={"optuna", "json"},
     pool=TRAINING_POOL,
+    op_tags={"dagster-celery/queue": CELERY_QUEUE},
     description="Seeded multivariate-TPE study over the preset's space (labels, model, entry, exits, regime "
                 "filters) on purged CV folds before the holdout; fold objective with cost and robustness shaping.",
 )
@@ -69,6 +73,7 @@ def optimized_profile(
 
     from cryptoalgo_core.optimize.cache import PredictionCache
     from cryptoalgo_core.optimize.evaluate import fingerprint, result_hash
+    from cryptoalgo_core.optimize.report import parameter_importances
     from cryptoalgo_core.optimize.space import profile_fragment
     from cryptoalgo_core.optimize.study import StudyData, open_storage, run_study, study_summary, trial_rows
     from resources.experiments import Tracker
@@ -131,6 +136,7 @@ def optimized_profile(
         "data_fingerprint": fp, "seeds": {"sampler": preset.seed, "model": spec.profile.model.seed},
         "folds": [[f.test_start, f.test_end] for f in data.folds], "cache": {**cache.stats(), "fits": data.fits},
     }
+    doc["importances"] = parameter_importances(study)
     doc["trials_table"] = [{k: r[k] for k in ("number", "state", "objective", "params")} for r in rows]
     doc["result_sha256"] = result_hash(doc, RESULT_KEYS)
     del doc["trials_table"]
@@ -204,6 +210,7 @@ def holdout_check_specs() -> list[dg.AssetCheckSpec]:
     group_name="optimize",
     kinds={"xgboost", "json"},
     pool=TRAINING_POOL,
+    op_tags={"dagster-celery/queue": CELERY_QUEUE},
     check_specs=holdout_check_specs(),
     description="The one read of the holdout: the study's top-k candidates and the baseline profile, trained on "
                 "all research data, each trade the last holdout_days once.",
@@ -235,7 +242,8 @@ def holdout_evaluation(
     ohlcv, funding = panel.ohlcv[coin], panel.funding[coin]
     h_fp = fingerprint(ohlcv[ohlcv["ts"] >= hs], funding[funding["ts"] >= hs])
     try:
-        result = evaluate_holdout(spec, opt["top_k"], feats, list(plan.names), ohlcv, funding, hs)
+        kept: dict[str, Any] = {}
+        result = evaluate_holdout(spec, opt["top_k"], feats, list(plan.names), ohlcv, funding, hs, keep=kept)
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
     gate_cfg = HoldoutGateSettings(**opt["preset"]["holdout_gate"])
@@ -243,14 +251,21 @@ def holdout_evaluation(
     doc = {**result, "coin": coin, "cohort": cohort, "holdout_fingerprint": h_fp,
            "gate": {"passed": outcome.passed, "severity": outcome.severity.value, "description": outcome.description,
                     **outcome.metadata}}
+    hashes = {}
+    if kept:
+        for name, frame in (("holdout_predictions.parquet", kept["predictions"]), ("holdout_trades.csv", kept["trades"])):
+            written = art.write_parquet(frame, *run, name) if name.endswith(".parquet") else art.write_csv(frame, *run, name)
+            hashes[name] = _sha(written)
+    doc["artifacts"] = hashes
     doc["result_sha256"] = result_hash(doc, HOLDOUT_KEYS)
     path = art.write_json(doc, *run, "holdout.json")
+    report = _write_report(art, cohort, coin, opt, doc)
     tracker = Tracker(store.engine)
     prior = tracker.holdout_evaluations(opt["study"])
     tracker.record_study(opt["study"], coin, MODEL_FAMILY, cohort, opt["trial_counts"],
                          holdout_evaluations=prior + result["evaluations"])
     tracker.record_coin(cohort, coin, opt["preset"]["name"], {"preset": opt["preset"]}, opt["data_fingerprint"],
-                        opt["seeds"], {"holdout.json": _sha(path), "holdout.result": doc["result_sha256"]},
+                        opt["seeds"], {"holdout.json": _sha(path), "holdout.result": doc["result_sha256"], **hashes},
                         holdout_fingerprint=h_fp)
     chosen = result["candidates"][0] if result["candidates"] else {}
     if prior:
@@ -267,9 +282,24 @@ def holdout_evaluation(
             "holdout_fingerprint": h_fp[:16], "gate": outcome.description,
             "candidates": dg.MetadataValue.md(_holdout_md(result)),
             "path": dg.MetadataValue.path(str(path)),
+            "report": dg.MetadataValue.path(str(report)),
         },
         check_results=[to_result(outcome)],
     )
+
+
+def _write_report(art: Any, cohort: str, coin: str, opt: dict[str, Any], holdout: dict[str, Any]) -> Any:
+    """runs/<cohort>/<COIN>/optimization.html (plotly; plotly.min.js once per cohort directory)."""
+    import pandas as pd
+
+    from cryptoalgo_core.optimize.report import optimization_html, plotly_js
+
+    js = art.path("runs", cohort, "plotly.min.js")
+    if not js.exists():
+        art.write_text(plotly_js(), "runs", cohort, "plotly.min.js")
+    table = pd.read_csv(art.path("runs", cohort, coin, "study_trials.csv"))
+    trials = table[["number", "state", "objective"]].to_dict("records")
+    return art.write_text(optimization_html(coin, opt, trials, holdout), "runs", cohort, coin, "optimization.html")
 
 
 def _holdout_md(result: dict[str, Any]) -> str:
@@ -281,6 +311,7 @@ def _holdout_md(result: dict[str, Any]) -> str:
 
 
 OPTIMIZE_JOB = "optimize_job"
+OPTIMIZE_CELERY_JOB = "optimize_celery_job"
 ASSETS = [optimized_profile, holdout_evaluation]
 optimize_job = dg.define_asset_job(
     OPTIMIZE_JOB,
@@ -289,6 +320,22 @@ optimize_job = dg.define_asset_job(
     description="One coin's optimization study, then its one-shot holdout evaluation and gate.",
 )
 
-defs = dg.Definitions(assets=ASSETS, jobs=[optimize_job])
 
-__all__ = ["OPTIMIZE_JOB", "defs", "holdout_evaluation", "optimized_profile"]
+def _celery_job() -> Any:
+    """The same steps executed by dagster-celery workers (`celery -A dagster_celery.app worker -Q <queue>`):
+    broker from the run config's execution.config.broker, else dagster-celery's default (RabbitMQ on
+    DAGSTER_CELERY_BROKER_HOST, default localhost); queue CRYPTOALGO_CELERY_QUEUE (default `dagster`, the
+    assets' op tag). The instance must be one the workers share (PostgreSQL for several machines)."""
+    from dagster_celery import celery_executor
+
+    return dg.define_asset_job(
+        OPTIMIZE_CELERY_JOB,
+        selection=dg.AssetSelection.assets(*[a.key for a in ASSETS]),
+        executor_def=celery_executor,
+        description="optimize_job on dagster-celery workers (scale-out beyond one machine).",
+    )
+
+
+defs = dg.Definitions(assets=ASSETS, jobs=[optimize_job, _celery_job()])
+
+__all__ = ["OPTIMIZE_CELERY_JOB", "OPTIMIZE_JOB", "defs", "holdout_evaluation", "optimized_profile"]

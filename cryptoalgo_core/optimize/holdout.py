@@ -54,8 +54,10 @@ def holdout_metrics(trades: pd.DataFrame, equity: np.ndarray, log_return: float)
 
 
 def evaluate_candidate(spec: CoinSpec, features: pd.DataFrame, names: list[str], ohlcv: pd.DataFrame,
-                       market: GridMarket, holdout_start: int, end: int) -> dict[str, Any]:
-    """Train ``spec`` on everything before the holdout and trade the holdout; its :func:`holdout_metrics`."""
+                       market: GridMarket, holdout_start: int, end: int,
+                       keep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``spec`` on everything before the holdout and trade the holdout; its :func:`holdout_metrics`
+    (``keep``, when given, receives the holdout ``predictions`` and ``trades`` frames)."""
     ds = build_ml_dataset(features, labels_for_coin(ohlcv, spec.label))
     data = FoldData.of(ds, names)
     wf = spec.profile.walk_forward
@@ -67,21 +69,26 @@ def evaluate_candidate(spec: CoinSpec, features: pd.DataFrame, names: list[str],
     if fp.predictions is None:
         raise ValueError(f"{spec.name}: the holdout model could not be trained ({fp.row.get('skipped')})")
     bt = window_backtest(market, holdout_start, end, fp.predictions, spec.profile)
+    if keep is not None:
+        keep["predictions"], keep["trades"] = fp.predictions, bt.trades
     return holdout_metrics(bt.trades, bt.equity, bt.log_return)
 
 
 def evaluate_holdout(spec: CoinSpec, candidates: list[dict[str, Any]], features: pd.DataFrame, names: list[str],
-                     ohlcv: pd.DataFrame, funding: pd.DataFrame, holdout_start: int) -> dict[str, Any]:
+                     ohlcv: pd.DataFrame, funding: pd.DataFrame, holdout_start: int,
+                     keep: dict[str, Any] | None = None) -> dict[str, Any]:
     """``candidates``: [{"number", "objective", "params"}] best first. Features, OHLCV and funding run through the
-    holdout's end (the features causal, so rows before ``holdout_start`` equal the research ones)."""
+    holdout's end (the features causal, so rows before ``holdout_start`` equal the research ones). ``keep``
+    receives the chosen candidate's holdout predictions and trades."""
     end = int(ohlcv["ts"].max()) + HOUR_MS
     if end <= holdout_start:
         raise ValueError(f"{spec.name}: no candles in the holdout (data ends before {holdout_start})")
     market = GridMarket.of(ohlcv, funding, features, holdout_start, end)
     baseline = evaluate_candidate(spec, features, names, ohlcv, market, holdout_start, end)
     rows = []
-    for c in candidates:
-        m = evaluate_candidate(apply_params(spec, c["params"]), features, names, ohlcv, market, holdout_start, end)
+    for i, c in enumerate(candidates):
+        m = evaluate_candidate(apply_params(spec, c["params"]), features, names, ohlcv, market, holdout_start, end,
+                               keep if i == 0 else None)
         rows.append({"number": c["number"], "objective": c["objective"], "params": c["params"], **m})
     return {"holdout_start": holdout_start, "end": end, "days": (end - holdout_start) / DAY_MS,
             "baseline": baseline, "candidates": rows, "chosen": rows[0]["number"] if rows else None,

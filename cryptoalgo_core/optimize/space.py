@@ -319,12 +319,16 @@ def _value(name: str, v: Any) -> Any:
     return int(v) if kind == "int" else float(v)
 
 
-def apply_params(spec: Any, params: dict[str, Any]) -> Any:
-    """``spec`` (a resolved CoinSpec) with ``params`` applied. A label horizon change moves a max hold that
-    followed the label (coins.yaml null) along with it unless ``max_hold_hours`` is a parameter too."""
+def _known(params: dict[str, Any]) -> None:
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; known: {sorted(PARAMS)}")
+
+
+def apply_params(spec: Any, params: dict[str, Any]) -> Any:
+    """``spec`` (a resolved CoinSpec) with ``params`` applied. A label horizon change moves a max hold that
+    followed the label (coins.yaml null) along with it unless ``max_hold_hours`` is a parameter too."""
+    _known(params)
     by: dict[str, dict[str, Any]] = {}
     for name, v in params.items():
         section, fld, _ = PARAMS[name]
@@ -347,9 +351,7 @@ def apply_params(spec: Any, params: dict[str, Any]) -> Any:
 def profile_fragment(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` as a coins.yaml coin fragment (``label`` plus profile sections), e.g. to paste under
     ``coins.ETH``: ``{"label": {"forward_hours": 12}, "exits": {"vol_mult_sl": 1.4}, ...}``."""
-    unknown = sorted(set(params) - set(PARAMS))
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; known: {sorted(PARAMS)}")
+    _known(params)
     out: dict[str, dict[str, Any]] = {}
     for name, v in params.items():
         section, fld, _ = PARAMS[name]

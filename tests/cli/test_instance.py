@@ -52,41 +52,26 @@ def test_database_password_is_nowhere_in_the_instance_logs_or_artifacts(pg_url: 
     assert _files_containing(data, secret.encode()) == []
 
 
-def test_a_job_runs_with_the_instance_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+def test_a_job_runs_with_the_instance_on_postgresql(dagster_pg_home: tuple[Path, str], tmp_path: Path) -> None:
     """dagster_home/dagster.postgres.yaml.example as documented: the run, its events and the materialized
     partitions live in PostgreSQL (a fresh database on the machine's server)."""
     import sqlalchemy as sa
 
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    dagster_url = sa.engine.make_url(pg_url).set(drivername="postgresql+psycopg2", database=name).render_as_string(
-        hide_password=False)
-    home = tmp_path / "pg_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.postgres.yaml.example").read_text())
+    home, dagster_url = dagster_pg_home
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_url}
-    try:
-        done = subprocess.run([*CLI, "ingest", "--coins", "ETH", "--backfill-days", "20", "--no-progress",
-                               "--db-path", str(tmp_path / "m.db")],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        eng = sa.create_engine(dagster_url)
-        with eng.connect() as conn:
-            statuses = [r[0] for r in conn.execute(sa.text("SELECT status FROM runs"))]
-            n_mat = conn.execute(sa.text(
-                "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")).scalar_one()
-        eng.dispose()
-        assert statuses == ["SUCCESS"]
-        assert n_mat >= 2  # ohlcv + funding for ETH's quarter
-        assert not (home / "history").exists()  # nothing went to SQLite
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                         {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    done = subprocess.run([*CLI, "ingest", "--coins", "ETH", "--backfill-days", "20", "--no-progress",
+                           "--db-path", str(tmp_path / "m.db")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    eng = sa.create_engine(dagster_url)
+    with eng.connect() as conn:
+        statuses = [r[0] for r in conn.execute(sa.text("SELECT status FROM runs"))]
+        n_mat = conn.execute(sa.text(
+            "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")).scalar_one()
+    eng.dispose()
+    assert statuses == ["SUCCESS"]
+    assert n_mat >= 2  # ohlcv + funding for ETH's quarter
+    assert not (home / "history").exists()  # nothing went to SQLite
 
 
 def test_no_dagster_noise_on_a_plain_command_and_plain_progress_lines_off_a_tty(tmp_path: Path) -> None:
@@ -122,3 +107,15 @@ def test_pool_slots_of_dead_runs_are_released() -> None:
     assert release_dead_slots(instance) == [dead]
     held = {c.run_id for c in storage.get_concurrency_info("model_training").claimed_slots}
     assert held == {live.run_id}
+
+
+def test_pools_exist_before_any_run() -> None:
+    """The instance is prepared with every pool the assets use: two runs starting together on a fresh
+    PostgreSQL instance would both insert the pool's default row, and the loser's transaction aborts."""
+    from cryptoalgo_assets.definitions import defs
+    from cryptoalgo_assets.instance import POOLS, prepare_instance
+
+    used = {n.pool for a in defs.resolve_asset_graph().assets_defs for n in [a.op] if getattr(n, "pool", None)}
+    assert used == set(POOLS)
+    instance = prepare_instance()
+    assert set(POOLS) <= set(instance.event_log_storage.get_concurrency_keys())

@@ -73,10 +73,14 @@ def test_reduced_launch_artifacts_resume_and_ledger(store: str) -> None:
         assert conds == {"holdout_return", "holdout_sharpe", "holdout_trades", "stop_loss_share", "fee_edge_ratio"}
         assert hold["chosen"] == opt["chosen_trial"]  # the study's best, decided before the holdout was read
         assert hold["holdout_start"] == opt["holdout_start"]
+        page = (data / "runs" / "c1" / coin / "optimization.html").read_text()
+        for text in ("optimization history", "chosen candidate per CV fold", "holdout gate", "../plotly.min.js"):
+            assert text in page, text
         gate_failed = not hold["gate"]["passed"]
         if gate_failed:
             assert res.exit_code == 3 and f"{coin} holdout_evaluation.holdout_gate" in res.output
     assert "optimization launch — cohort c1" in res.output
+    assert (data / "runs" / "c1" / "plotly.min.js").stat().st_size > 1_000_000  # the page's plotly, once per cohort
 
     # a second launch of the same cohort resumes: no new trials, the same choice
     before = {c: json.loads((data / "runs" / "c1" / c / "optimized_profile.json").read_text()) for c in ("ETH", "SOL")}
