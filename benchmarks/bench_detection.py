@@ -19,6 +19,7 @@ coins.yaml defaults), the last 90 days held out. Printed (never asserted):
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(a.first_seed + s, k, a.years, a.test_days, not a.no_refit) for k in ks for s in range(a.seeds)]
     t0 = time.perf_counter()
     rows: list[dict] = []
-    with ProcessPoolExecutor(max_workers=a.workers) as pool:
+    with ProcessPoolExecutor(max_workers=a.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for i, res in enumerate(pool.map(one_run, jobs), 1):
             rows += res
             print(f"  {i}/{len(jobs)} runs ({time.perf_counter() - t0:.0f} s)", flush=True)

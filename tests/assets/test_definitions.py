@@ -22,19 +22,24 @@ SNAPSHOT = {
         "data_qa": ("data_qa", "coin"),
         "walk_forward_model": ("model", "coin"),
         "backtest": ("model", "coin"),
+        "optimized_profile": ("optimize", "coin"),
+        "holdout_evaluation": ("optimize", "coin"),
     },
     "checks": {
         "ohlcv": {"hourly_continuity", "ohlc_invariants", "freshness", "source_reconciliation"},
         "funding": {"funding_continuity", "funding_plausible"},
         "open_interest": {"oi_continuity", "oi_valid"},
         "data_qa": {"qa_gaps", "qa_target", "qa_missingness", "qa_feature_set", "qa_drift"},
+        "holdout_evaluation": {"holdout_gate"},
     },
     "blocking": {"ohlcv.hourly_continuity", "ohlcv.ohlc_invariants", "funding.funding_plausible",
-                 "open_interest.oi_valid", "data_qa.qa_gaps", "data_qa.qa_target", "data_qa.qa_missingness"},
-    "jobs": {"market_data_job", "market_data_oi_job", "research_data_job", "model_job"},
+                 "open_interest.oi_valid", "data_qa.qa_gaps", "data_qa.qa_target", "data_qa.qa_missingness",
+                 "holdout_evaluation.holdout_gate"},
+    "jobs": {"market_data_job", "market_data_oi_job", "research_data_job", "model_job", "optimize_job",
+             "optimize_celery_job"},
     "schedules": {"daily_market_data_schedule": "20 0 * * *", "hourly_market_data_schedule": "5 * * * *"},
     "sensors": {"research_automation_sensor"},
-    "resources": {"market_store", "market_source", "project", "artifacts", "research"},
+    "resources": {"market_store", "market_source", "project", "artifacts", "research", "optimize"},
 }
 
 

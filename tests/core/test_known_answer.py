@@ -16,6 +16,7 @@ and effect, ~2 % for the whole file.
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -37,7 +38,9 @@ def _seed(seed: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs() -> list[dict]:
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # spawn, not fork: earlier tests in this process started xgboost's OpenMP threads, and a forked child of a
+    # process with a live OpenMP pool deadlocks in its first parallel region
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         rows = [r for res in pool.map(_seed, SEEDS) for r in res]
     print({(r["seed"], r["coin"]): (round(r["auc"], 4), round(r["net_bps"], 1)) for r in rows})
     return rows
