@@ -361,11 +361,9 @@ def test_resume_after_sigkill(study_inputs: Any, spawn_worker: Any, tmp_path: Pa
     journal, name, cache_dir = tmp_path / "killed.journal", "killed", tmp_path / "cache"
     lock = Path(f"{journal}.lock")  # Optuna's journal file lock (held while a process appends)
     w = spawn_worker(journal, name, 40, 0, cache_dir)
-    deadline = time.monotonic() + 120
     reader = None
-    while True:
+    while True:  # ends when the kill point is reached or the worker exits (a hang: pytest-timeout, pyproject)
         assert w.proc.poll() is None, f"the worker exited early ({w.proc.returncode}):\n{w.output()}"
-        assert time.monotonic() < deadline, f"fewer than 3 finished trials after 120 s:\n{w.output()}"
         if reader is None and journal.exists():
             reader = open_storage(journal)
         trials = read_trials(reader, name) if reader is not None else None
@@ -445,18 +443,14 @@ def test_two_workers_share_one_postgres_study(optuna_pg_url: str, spawn_worker: 
     budget, name, cache_dir, go = 16, "pg", tmp_path / "cache", tmp_path / "go"
     shutil.copytree(baseline.cache_dir, cache_dir)  # warm: the workers do not each fit the same folds
     workers = [spawn_worker(optuna_pg_url, name, budget, i, cache_dir, STUDY_WORKER_GO=str(go)) for i in (0, 1)]
-    deadline = time.monotonic() + 120
-    while not all(Path(f"{go}.ready-{i}").exists() for i in (0, 1)):  # start both together
+    # start both together; a worker that never gets ready gives up on its own (study_worker.py) and exits
+    while not all(Path(f"{go}.ready-{i}").exists() for i in (0, 1)):
         for w in workers:
             assert w.proc.poll() is None, f"a worker exited before the start ({w.proc.returncode}):\n{w.output()}"
-        assert time.monotonic() < deadline, "the workers were not ready within 120 s"
         time.sleep(0.02)
     go.touch()
-    deadline = time.monotonic() + 180
     for w in workers:
-        while w.proc.poll() is None:
-            assert time.monotonic() < deadline, f"a worker did not finish within 180 s:\n{w.output()}"
-            time.sleep(0.05)
+        w.proc.wait()  # a hang is caught by pytest-timeout (pyproject), not by a wall-clock assertion
         assert w.proc.returncode == 0, w.output()
 
     study = optuna.load_study(study_name=name, storage=open_storage(optuna_pg_url))
