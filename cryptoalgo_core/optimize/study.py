@@ -227,13 +227,3 @@ def study_summary(study: Any, top_k: int) -> dict[str, Any]:
             "failed": int(states.get("FAIL", 0)), "running": int(states.get("RUNNING", 0)),
             "best": best, "top_k": top,
             "best_objective": float(best["objective"]) if best else float("nan")}
-
-
-def objective_history(rows: list[dict[str, Any]]) -> np.ndarray:
-    """Best objective so far after each finished trial (NaN before the first complete one)."""
-    best, out = -math.inf, []
-    for r in sorted(rows, key=lambda r: r["number"]):
-        if r["state"] == "COMPLETE" and math.isfinite(r["objective"]):
-            best = max(best, r["objective"])
-        out.append(best if math.isfinite(best) else float("nan"))
-    return np.asarray(out)
