@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptoalgo_core.config.io import build_dataclass, config_dir, read_yaml
 
-__all__ = ["DataQaGates", "Gates", "MarketDataGates", "load_gates"]
+__all__ = ["DataQaGates", "Gates", "MarketDataGates", "PortfolioGates", "load_gates"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,45 @@ class DataQaGates:
 
 
 @dataclass(frozen=True)
+class PortfolioGates:
+    """Portfolio readiness (``portfolio_readiness``): the basket of the coins that pass, weighted
+    ``equal_risk`` (equal risk contributions under the sample covariance) or ``inverse_vol``; it passes when
+    it holds >= ``min_coins`` coins, no pair's daily-return correlation exceeds ``max_pair_correlation``, the
+    basket's max drawdown is <= ``max_basket_drawdown``, the share of days on which >= 2 coins are each in a
+    drawdown deeper than ``coin_drawdown_limit`` is <= ``max_correlated_drawdown_share``, the share of
+    position-hours held in the same direction by >= 2 coins at once is <= ``max_exposure_overlap``, and no coin
+    carries more than ``max_risk_share`` of the basket's risk. A coin whose removal fixes a failed condition
+    or raises the basket's Sharpe by more than ``min_sharpe_gain`` (per day) is dropped, greedily, one at a
+    time."""
+
+    min_coins: int = 2
+    weighting: str = "equal_risk"
+    max_pair_correlation: float = 0.7
+    max_basket_drawdown: float = 0.25
+    coin_drawdown_limit: float = 0.10
+    max_correlated_drawdown_share: float = 0.15
+    max_exposure_overlap: float = 0.6
+    max_risk_share: float = 0.6
+    min_sharpe_gain: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.min_coins < 1:
+            raise ValueError("min_coins must be >= 1")
+        if self.weighting not in ("equal_risk", "inverse_vol"):
+            raise ValueError(f"weighting must be equal_risk or inverse_vol, got {self.weighting!r}")
+        for name in ("max_pair_correlation", "max_basket_drawdown", "coin_drawdown_limit",
+                     "max_correlated_drawdown_share", "max_exposure_overlap", "max_risk_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1]")
+        if self.min_sharpe_gain < 0:
+            raise ValueError("min_sharpe_gain must be >= 0")
+
+
+@dataclass(frozen=True)
 class Gates:
     market_data: MarketDataGates = field(default_factory=MarketDataGates)
     data_qa: DataQaGates = field(default_factory=DataQaGates)
+    portfolio: PortfolioGates = field(default_factory=PortfolioGates)
 
 
 def load_gates(path: Path | None = None) -> Gates:
