@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptoalgo_core.config.io import build_dataclass, config_dir, read_yaml
 
-__all__ = ["DataQaGates", "Gates", "MarketDataGates", "PortfolioGates", "load_gates"]
+__all__ = ["DataQaGates", "Gates", "MarketDataGates", "PortfolioGates", "RobustnessGates", "load_gates"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,72 @@ class DataQaGates:
 
 
 @dataclass(frozen=True)
+class RobustnessGates:
+    """Robustness report, score and readiness tier (``robustness_report``; rules in
+    :mod:`cryptoalgo_core.robustness.tiers`). Hard gates (any failure -> REJECT): holdout return > 0, holdout
+    Sharpe > 0, holdout trades >= the preset's gate minimum, CV net edge > 0 bps, fee/edge <=
+    ``max_fee_edge_ratio``, Monte Carlo p95 max drawdown <= ``max_drawdown_p95``, probability of ruin <=
+    ``max_prob_ruin`` (equity below ``ruin_floor``), share of positive folds >= ``min_positive_folds``,
+    parameter stability >= ``min_stability``, stop-loss share < ``max_stop_loss_share`` (CV and holdout).
+    Then the score (``weights``, points per component, summing to 100) picks the tier by ``bands``
+    (lower bound of RESEARCH, PAPER, PILOT, FULL); PILOT and FULL also need DSR >= ``min_dsr`` and PBO <=
+    ``max_pbo`` (else the tier is capped at PAPER): money tiers need statistical evidence, not only points."""
+
+    max_fee_edge_ratio: float = 0.8
+    max_drawdown_p95: float = 0.30
+    max_prob_ruin: float = 0.01
+    ruin_floor: float = 0.7
+    min_positive_folds: float = 0.6
+    min_stability: float = 0.5
+    max_stop_loss_share: float = 0.7
+    min_dsr: float = 0.9
+    max_pbo: float = 0.5
+    bands: dict[str, float] = field(default_factory=lambda: {"RESEARCH": 0.0, "PAPER": 40.0, "PILOT": 55.0,
+                                                             "FULL": 75.0})
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "dsr": 25.0, "pbo": 15.0, "cv_consistency": 15.0, "stability": 10.0, "drawdown": 10.0, "holdout": 15.0,
+        "edge": 10.0})
+    holdout_sharpe_full: float = 2.0  # annualised holdout Sharpe that earns the holdout component's full points
+    edge_full_bps: float = 20.0       # CV net edge per trade (bps) that earns the edge component's full points
+    mc_paths: int = 10_000            # full mode; screen mode uses screen_mc_paths
+    screen_mc_paths: int = 2_000
+    pbo_splits: int = 16
+    pbo_max_trials: int = 200         # complete trials re-traded for PBO (even spread over the study); screen: /4
+    stability_neighbours: int = 24    # screen: /3
+    stability_radius: float = 0.1     # x each strategy parameter's range
+    stability_tolerance: float = 0.5  # a neighbour is stable when objective >= chosen - tol x max(|chosen|, 1 bps)
+    seed: int = 20261201
+
+    def __post_init__(self) -> None:
+        from cryptoalgo_core.config.profile import TIERS
+
+        if set(self.bands) != set(TIERS[1:]):
+            raise ValueError(f"bands needs exactly {list(TIERS[1:])}, got {sorted(self.bands)}")
+        lows = [self.bands[t] for t in TIERS[1:]]
+        if lows != sorted(lows) or lows[0] != 0.0 or lows[-1] > 100:
+            raise ValueError(f"bands must rise from RESEARCH 0 to FULL <= 100 in tier order, got {self.bands}")
+        known = {"dsr", "pbo", "cv_consistency", "stability", "drawdown", "holdout", "edge"}
+        if set(self.weights) != known:
+            raise ValueError(f"weights needs exactly {sorted(known)}, got {sorted(self.weights)}")
+        if any(v < 0 for v in self.weights.values()) or abs(sum(self.weights.values()) - 100.0) > 1e-6:
+            raise ValueError(f"weights must be >= 0 and sum to 100, got {sum(self.weights.values())}")
+        for name in ("max_drawdown_p95", "max_prob_ruin", "min_positive_folds", "min_stability",
+                     "max_stop_loss_share", "min_dsr", "max_pbo"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        if not 0 < self.ruin_floor < 1:
+            raise ValueError("ruin_floor must be in (0, 1)")
+        if self.mc_paths < 10_000 or self.screen_mc_paths < 100:
+            raise ValueError("mc_paths must be >= 10000 (screen_mc_paths >= 100)")
+        if self.pbo_splits < 2 or self.pbo_splits % 2 or self.pbo_max_trials < 2:
+            raise ValueError("pbo_splits must be even and >= 2, pbo_max_trials >= 2")
+        if self.stability_neighbours < 1 or not 0 < self.stability_radius <= 1 or self.stability_tolerance < 0:
+            raise ValueError("stability_neighbours >= 1, stability_radius in (0, 1], stability_tolerance >= 0")
+        if self.holdout_sharpe_full <= 0 or self.edge_full_bps <= 0 or self.max_fee_edge_ratio <= 0:
+            raise ValueError("holdout_sharpe_full, edge_full_bps and max_fee_edge_ratio must be > 0")
+
+
+@dataclass(frozen=True)
 class PortfolioGates:
     """Portfolio readiness (``portfolio_readiness``): the basket of the coins that pass, weighted
     ``equal_risk`` (equal risk contributions under the sample covariance) or ``inverse_vol``; it passes when
@@ -99,6 +165,7 @@ class PortfolioGates:
 class Gates:
     market_data: MarketDataGates = field(default_factory=MarketDataGates)
     data_qa: DataQaGates = field(default_factory=DataQaGates)
+    robustness: RobustnessGates = field(default_factory=RobustnessGates)
     portfolio: PortfolioGates = field(default_factory=PortfolioGates)
 
 
