@@ -2,7 +2,8 @@
 merged, plus the resources they share.
 
 Stages: market_data (ohlcv, funding, open_interest: coin x quarter) -> features (features, labels, ml_dataset)
--> data_qa (gate) -> model (walk_forward_model, backtest) -> optimize (optimized_profile, holdout_evaluation).
+-> data_qa (gate) -> model (walk_forward_model, backtest) -> optimize (optimized_profile, holdout_evaluation)
+-> robustness (robustness_report per coin; portfolio_readiness, deployment_checklist).
 
 The market-store URL comes from the environment only: `TRADER_DB_URL` through `dg.EnvVar` when it is set
 (the CLI sets it for the code server it starts), else TRADER_DB_PATH / $TRADER_DATA_DIR/trading.db. It is
@@ -20,7 +21,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # one planned event per range
 
-from cryptoalgo_assets.defs import data_qa, features, market_data, model, optimize  # noqa: E402
+from cryptoalgo_assets.defs import data_qa, features, market_data, model, optimize, robustness  # noqa: E402
 from resources.dagster_resources import (  # noqa: E402
     ArtifactsResource,
     MarketSourceResource,
@@ -30,13 +31,15 @@ from resources.dagster_resources import (  # noqa: E402
     ResearchResource,
 )
 
-STAGES = (market_data, features, data_qa, model, optimize)
+STAGES = (market_data, features, data_qa, model, optimize, robustness)
 MARKET_JOB = market_data.MARKET_JOB
 MARKET_OI_JOB = market_data.MARKET_OI_JOB
 RESEARCH_JOB = data_qa.RESEARCH_JOB
 MODEL_JOB = model.MODEL_JOB
 OPTIMIZE_JOB = optimize.OPTIMIZE_JOB
 OPTIMIZE_CELERY_JOB = optimize.OPTIMIZE_CELERY_JOB
+VALIDATE_JOB = robustness.VALIDATE_JOB
+PORTFOLIO_JOB = robustness.PORTFOLIO_JOB
 
 
 def default_market_store() -> MarketStoreResource:

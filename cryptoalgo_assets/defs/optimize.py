@@ -139,7 +139,7 @@ def optimized_profile(
     doc["importances"] = parameter_importances(study)
     doc["trials_table"] = [{k: r[k] for k in ("number", "state", "objective", "params")} for r in rows]
     doc["result_sha256"] = result_hash(doc, RESULT_KEYS)
-    del doc["trials_table"]
+    art.write_json({"study": study_name, "trials": doc.pop("trials_table")}, *run, "study_trials.json")
     path = art.write_json(doc, *run, "optimized_profile.json")
     tracker = Tracker(store.engine)
     tracker.record_study(study_name, coin, MODEL_FAMILY, cohort, counts)

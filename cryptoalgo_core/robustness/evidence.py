@@ -34,7 +34,7 @@ from cryptoalgo_core.optimize.space import MODEL_SECTIONS, PARAMS, ObjectiveSett
 from cryptoalgo_core.optimize.study import StudyData
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso
 
-__all__ = ["Track", "candidate_track", "daily_returns", "neighbourhood", "trial_returns"]
+__all__ = ["Track", "calendar_returns", "candidate_track", "daily_returns", "neighbourhood", "trial_returns"]
 
 TREND = {0: "down", 1: "chop", 2: "up"}
 VOL = {0: "low", 1: "mid", 2: "high"}
@@ -49,6 +49,12 @@ def daily_returns(ts: np.ndarray, equity: np.ndarray) -> pd.DataFrame:
     marks = equity[last]
     prev = np.r_[1.0, marks[:-1]]
     return pd.DataFrame({"day": day[last].astype(np.int64), "ret": marks / prev - 1.0})
+
+
+def calendar_returns(daily: pd.DataFrame) -> pd.Series:
+    """One return per calendar day (index ``day``) from a track's per-fold days: a day two folds share (one
+    ends, the next starts on it) compounds both parts."""
+    return daily.groupby("day")["ret"].apply(lambda r: float(np.prod(1.0 + r.to_numpy(float)) - 1.0))
 
 
 def _fold_backtests(data: StudyData, params: dict[str, Any], cache: PredictionCache
