@@ -40,6 +40,7 @@ OPTIMIZE_JOB = optimize.OPTIMIZE_JOB
 OPTIMIZE_CELERY_JOB = optimize.OPTIMIZE_CELERY_JOB
 VALIDATE_JOB = robustness.VALIDATE_JOB
 PORTFOLIO_JOB = robustness.PORTFOLIO_JOB
+CHECKLIST_JOB = robustness.CHECKLIST_JOB
 
 
 def default_market_store() -> MarketStoreResource:

@@ -12,6 +12,7 @@ import click
 from cryptoalgo_assets.cli.ingest import ingest, summary
 from cryptoalgo_assets.cli.optimize import launch, runs
 from cryptoalgo_assets.cli.research import demo, features, train
+from cryptoalgo_assets.cli.validate import checklist, validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,7 @@ def main() -> None:
     """cryptoalgo: cost-adjusted, robust edge research on a Dagster asset graph."""
 
 
-for _cmd in (ingest, summary, features, train, demo, launch, runs):
+for _cmd in (ingest, summary, features, train, demo, launch, runs, validate, checklist):
     main.add_command(_cmd)
 
 __all__ = ["main"]

@@ -1,6 +1,6 @@
 """Robustness stage: `robustness_report` per coin (blocking `robustness_gate`), then the unpartitioned
-`portfolio_readiness` (blocking `portfolio_gate`) and `deployment_checklist`; jobs validate_job and
-portfolio_job.
+`portfolio_readiness` (blocking `portfolio_gate`) and `deployment_checklist`; jobs validate_job, portfolio_job
+and checklist_job.
 
 Files under data/runs/<cohort>/<COIN>/: robustness.json (full) or robustness_screen.json (screen),
 cv_daily.csv, cv_trades.csv, cv_exposure.parquet, robustness.html (show); under data/runs/<cohort>/:
@@ -22,6 +22,7 @@ from resources.dagster_resources import ArtifactsResource, MarketStoreResource, 
 
 VALIDATE_JOB = "validate_job"
 PORTFOLIO_JOB = "portfolio_job"
+CHECKLIST_JOB = "checklist_job"
 MODES = ("full", "screen")
 
 
@@ -273,14 +274,19 @@ def deployment_checklist(
         "path": dg.MetadataValue.path(str(path)), "index": dg.MetadataValue.path(str(index))})
 
 
+# portfolio_readiness and deployment_checklist run as two runs (the CLI submits one after the other): a failed
+# blocking portfolio_gate skips what is downstream *in its run*, and the checklist must still report the FAIL
+checklist_job = dg.define_asset_job(
+    CHECKLIST_JOB, selection=dg.AssetSelection.assets(deployment_checklist), executor_def=dg.in_process_executor,
+    description="The deployment checklist from the robustness reports and the portfolio readiness.")
 validate_job = dg.define_asset_job(
     VALIDATE_JOB, selection=dg.AssetSelection.assets(robustness_report), executor_def=dg.in_process_executor,
     description="One coin's robustness report, score and tier (config mode: full | screen).")
 portfolio_job = dg.define_asset_job(
-    PORTFOLIO_JOB, selection=dg.AssetSelection.assets(portfolio_readiness, deployment_checklist),
-    executor_def=dg.in_process_executor, description="Portfolio readiness, then the deployment checklist.")
+    PORTFOLIO_JOB, selection=dg.AssetSelection.assets(portfolio_readiness),
+    executor_def=dg.in_process_executor, description="Portfolio readiness of the pilot-ready coins (blocking gate).")
 
 defs = dg.Definitions(assets=[robustness_report, portfolio_readiness, deployment_checklist],
-                      jobs=[validate_job, portfolio_job])
+                      jobs=[validate_job, portfolio_job, checklist_job])
 
-__all__ = ["PORTFOLIO_JOB", "VALIDATE_JOB", "defs", "report_name"]
+__all__ = ["CHECKLIST_JOB", "PORTFOLIO_JOB", "VALIDATE_JOB", "defs", "report_name"]

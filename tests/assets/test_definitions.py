@@ -42,7 +42,7 @@ SNAPSHOT = {
                  "holdout_evaluation.holdout_gate", "robustness_report.robustness_gate",
                  "portfolio_readiness.portfolio_gate"},
     "jobs": {"market_data_job", "market_data_oi_job", "research_data_job", "model_job", "optimize_job",
-             "optimize_celery_job", "validate_job", "portfolio_job"},
+             "optimize_celery_job", "validate_job", "portfolio_job", "checklist_job"},
     "schedules": {"daily_market_data_schedule": "20 0 * * *", "hourly_market_data_schedule": "5 * * * *"},
     "sensors": {"research_automation_sensor"},
     "resources": {"market_store", "market_source", "project", "artifacts", "research", "optimize"},
