@@ -32,6 +32,7 @@ from cryptoalgo_assets.cli.research import (
 )
 from cryptoalgo_assets.cli.session import Session, Settings
 from cryptoalgo_assets.cli.tables import fee_edge
+from cryptoalgo_assets.cli.validate import print_checklist
 from cryptoalgo_assets.launcher import RunSpec
 from cryptoalgo_core.config import ConfigError, load_coins, load_gates, resolve_coins
 
@@ -164,12 +165,16 @@ def _pct(v: Any) -> str:
                    "workers (README: scale-out).")
 @click.option("--celery-broker", default=None,
               help="Celery broker URL without password (default: dagster-celery's, RabbitMQ on localhost).")
+@click.option("--screen-threshold", type=click.FloatRange(0, 100), default=None,
+              help="End each coin with the paper screen (quick robustness score); coins scoring >= this get the "
+                   "full validation, then the portfolio and the checklist.")
 @click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 @click.option("--no-progress", is_flag=True)
 @command_errors
 def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, holdout_days: int | None,
            require_holdout_pass: bool, storage: str | None, cohort: str | None, executor: str,
-           celery_broker: str | None, db_path: str | None, no_progress: bool) -> None:
+           celery_broker: str | None, screen_threshold: float | None, db_path: str | None,
+           no_progress: bool) -> None:
     """Per-coin Optuna studies on research data, then the one-shot holdout evaluation and gate."""
     from cryptoalgo_core.optimize.space import load_preset
     from cryptoalgo_core.optimize.study import data_warnings
@@ -219,9 +224,43 @@ def launch(coins: str | None, trials: int, preset: str, n_cv_folds: int | None, 
         # local: no more runs than the training pool admits at once; celery: the workers set the parallelism
         outcomes = session.run(specs, probe=_progress_probe(art, cohort_name), title="optimize + holdout",
                                max_parallel=parallel_runs() if executor == "local" else None)
-    console.print(launch_table(art, ready, cohort_name))
+        console.print(launch_table(art, ready, cohort_name))
+        code = report_runs(outcomes, gate=True) or code
+        checklist = None
+        if screen_threshold is not None:
+            studied = [c for c in ready if art.path("runs", cohort_name, c, "holdout.json").exists()]
+            checklist = screen_and_validate(session, studied, cohort_name, screen_threshold)
     say(f"artifacts: {art.path('runs', cohort_name)}  (resume or extend: --cohort {cohort_name})")
-    raise SystemExit(report_runs(outcomes, gate=True) or code)
+    if checklist is not None:
+        print_checklist(checklist)
+        code = code or int(checklist["exit_code"])
+    raise SystemExit(code)
+
+
+def screen_and_validate(session: Session, coins: list[str], cohort: str, threshold: float) -> dict[str, Any] | None:
+    """The paper screen of ``coins``, the full validation (with the HTML report) of those scoring >=
+    ``threshold``, then the portfolio and the checklist; the checklist doc (None when a run failed). A coin the
+    screen stops loses an older full report of this cohort, so the checklist never judges it on stale figures."""
+    from cryptoalgo_assets.cli.validate import judge, run_validation
+    from resources.artifacts import ArtifactStore
+
+    if not coins:
+        return None
+    art = ArtifactStore()
+    run_validation(session, coins, cohort, "screen", False)
+    scores = {}
+    for c in coins:
+        p = art.path("runs", cohort, c, "robustness_screen.json")
+        scores[c] = float(json.loads(p.read_text())["score"]) if p.exists() else -1.0
+    passed = [c for c in coins if scores[c] >= threshold]
+    say(f"paper screen (score >= {threshold:g}): " + ", ".join(
+        f"{c} {scores[c]:.1f} {'-> full validation' if c in passed else 'stopped'}" for c in coins))
+    for c in coins:
+        if c not in passed:
+            art.path("runs", cohort, c, "robustness.json").unlink(missing_ok=True)
+    if passed:
+        return run_validation(session, passed, cohort, "full", True)[1]
+    return judge(session, cohort)[1]
 
 
 @click.command()

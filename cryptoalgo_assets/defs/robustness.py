@@ -128,7 +128,9 @@ def robustness_report(
     if config.show:
         md["report"] = dg.MetadataValue.path(str(write_coin_html(art, cohort, coin, doc, track, gates.seed)))
     failed = ", ".join(doc["failed"]) or "none"
-    outcome = CheckOutcome("robustness_gate", bool(doc["passed"]), Severity.ERROR,
+    # the screen only picks who gets the full validation: its verdict warns; the full report's blocks
+    sev = Severity.ERROR if config.mode == "full" else Severity.WARN
+    outcome = CheckOutcome("robustness_gate", bool(doc["passed"]), sev,
                            f"{coin}: tier {doc['tier']}, score {doc['score']:.1f}; failed gates: {failed}",
                            {"tier": doc["tier"], "score": float(doc["score"]), "mode": config.mode,
                             **{g["gate"]: g["value"] for g in doc["gates"] if isinstance(g["value"], (int, float))}})

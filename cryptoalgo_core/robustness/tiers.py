@@ -86,16 +86,16 @@ def assess(stats: dict[str, Any], cv_terms: dict[str, Any], holdout: dict[str, A
     ]
     evidence = [_gate("dsr", dsr, ">=", gates.min_dsr, hard=False),
                 _gate("pbo", pbo, "<=", gates.max_pbo, hard=False)]
+    pbo_v, dd_v, hs_v, edge_v = (_num(pbo), _num(dd95), _num(h.get("sharpe_annual")),
+                                 _num(cv_terms.get("net_bps_pooled")))
     values = {
         "dsr": _clip01(_num(dsr)),
-        "pbo": _clip01(None if _num(pbo) is None else 1.0 - float(pbo)),
+        "pbo": _clip01(None if pbo_v is None else 1.0 - pbo_v),
         "cv_consistency": _clip01(_num(cv.get("positive_share"))),
         "stability": _clip01(_num(stab)),
-        "drawdown": _clip01(None if _num(dd95) is None else 1.0 - float(dd95) / gates.max_drawdown_p95),
-        "holdout": _clip01(None if _num(h.get("sharpe_annual")) is None
-                           else float(h["sharpe_annual"]) / gates.holdout_sharpe_full),
-        "edge": _clip01(None if _num(cv_terms.get("net_bps_pooled")) is None
-                        else float(cv_terms["net_bps_pooled"]) / gates.edge_full_bps),
+        "drawdown": _clip01(None if dd_v is None else 1.0 - dd_v / gates.max_drawdown_p95),
+        "holdout": _clip01(None if hs_v is None else hs_v / gates.holdout_sharpe_full),
+        "edge": _clip01(None if edge_v is None else edge_v / gates.edge_full_bps),
     }
     comps = {k: {"value": v, "points": v * gates.weights[k], "max_points": gates.weights[k]}
              for k, v in values.items()}
