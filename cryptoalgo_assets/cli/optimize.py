@@ -247,7 +247,9 @@ def screen_and_validate(session: Session, coins: list[str], cohort: str, thresho
     if not coins:
         return None
     art = ArtifactStore()
-    run_validation(session, coins, cohort, "screen", False)
+    code, _doc = run_validation(session, coins, cohort, "screen", False)
+    if code and code != EXIT_GATE_FAILED:
+        warn(f"the paper screen failed for some coins (exit {code}); they stop here")
     scores = {}
     for c in coins:
         p = art.path("runs", cohort, c, "robustness_screen.json")

@@ -13,8 +13,10 @@ stage). Every statistic is stored with the inputs it was computed from, so any f
   trial Sharpe ratios (2014); ``n_trials`` is the coin's total recorded trial count (every cohort, plus the
   holdout reads), not this study's alone;
 * ``min_trl``: the track record (days) needed for PSR >= 0.95 against 0, vs the days available;
-* ``pbo``: CSCV over the T x N matrix of complete trials' daily returns (constant columns, e.g. trials that
-  never traded, are dropped: their Sharpe is undefined);
+* ``pbo``: CSCV over the T x N matrix of complete trials' daily returns, trials ranked by their **mean** daily
+  return in each half (a trial that trades rarely is flat over whole blocks, where a Sharpe ratio is undefined;
+  on the same days the mean ranks trials by return, which is what a deployment earns); trials that never
+  traded (constant columns) are dropped;
 * ``stability``: share of random strategy-parameter neighbours whose objective is within
   ``tolerance x max(|chosen|, 1)`` bps of the chosen objective;
 * ``regimes``: CV trades by trend and volatility bucket at the signal bar.
@@ -51,7 +53,9 @@ def sharpe_stats(daily: np.ndarray, n_trials: int, trial_sharpes: np.ndarray) ->
         m = st.sharpe_moments(r)
     except ValueError as exc:
         reason = str(exc)
-        return {k: {"value": None, "reason": reason, "n_obs": int(r.size)} for k in ("psr", "dsr", "min_trl")}
+        out = {k: {"value": None, "reason": reason, "n_obs": int(r.size)} for k in ("psr", "dsr", "min_trl")}
+        out["dsr"]["n_trials"] = max(1, int(n_trials))
+        return out
     base = {"sr": m["sr"], "sr_annual": m["sr"] * math.sqrt(365), "n_obs": m["n_obs"], "skew": m["skew"],
             "kurtosis": m["kurtosis"]}
     psr = st.probabilistic_sharpe_ratio(m["sr"], 0.0, m["n_obs"], m["skew"], m["kurtosis"])
@@ -136,9 +140,9 @@ def _pbo(matrix: np.ndarray, splits: int) -> dict[str, Any]:
     if m.shape[1] < 2 or s < 2:
         return {"value": None, "reason": f"{m.shape[1]} varying trial(s) over {t} days: CSCV needs >= 2 and "
                                          f">= 4 days", "n_trials": int(m.shape[1]), "n_obs": int(t)}
-    res = st.pbo_cscv(m, s, metric="sharpe")
+    res = st.pbo_cscv(m, s, metric="mean")
     lam = np.asarray(res["lambdas"], float)
-    return {"value": float(res["pbo"]), "prob_oos_loss": float(res["prob_oos_loss"]), "n_splits": s,
+    return {"value": float(res["pbo"]), "prob_oos_loss": float(res["prob_oos_loss"]), "n_splits": s, "metric": "mean",
             "n_trials": int(m.shape[1]), "dropped_constant": int((~keep).sum()), "n_obs": int(t),
             "lambda_median": float(np.median(lam)), "combinations": int(lam.size)}
 
