@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import click
 
+from cryptoalgo_assets.cli.demo import demo
 from cryptoalgo_assets.cli.ingest import ingest, summary
 from cryptoalgo_assets.cli.optimize import launch, runs
-from cryptoalgo_assets.cli.research import demo, features, train
+from cryptoalgo_assets.cli.research import features, train
 from cryptoalgo_assets.cli.validate import checklist, validate
 
 

@@ -6,13 +6,12 @@ import os
 
 import click
 
-from cryptoalgo_assets.cli.common import EXIT_GATE_FAILED, CliError, Window, command_errors, console, say
-from cryptoalgo_assets.cli.ingest import plan_ingest, report_runs, run_ingest, synthetic_coins
+from cryptoalgo_assets.cli.common import EXIT_GATE_FAILED, CliError, Window, command_errors, console
+from cryptoalgo_assets.cli.ingest import report_runs
 from cryptoalgo_assets.cli.session import Session, Settings
-from cryptoalgo_assets.cli.tables import coin_detail_tables, edge_table, qa_table, summary_table
-from cryptoalgo_assets.launcher import RunOutcome, RunSpec
+from cryptoalgo_assets.cli.tables import coin_detail_tables, edge_table, qa_table
+from cryptoalgo_assets.launcher import RunSpec
 from cryptoalgo_core.config import ConfigError, load_coins, load_gates, resolve_coins
-from cryptoalgo_core.timeutil import ms_to_date
 
 
 def _store_url(db_path: str | None, must_exist: bool = True) -> str:
@@ -173,46 +172,3 @@ def train(coin_opt: tuple[str, ...], cohort: str | None, db_path: str | None, no
         outcomes = session.run(model_specs(coin_list, cohort_name), title="train + backtest")
     print_edges(coin_list, cohort_name)
     raise SystemExit(report_runs(outcomes, gate=False))
-
-
-@click.command()
-@click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
-@click.option("--days", type=click.IntRange(1, 2000), default=365, help="Days of synthetic history.")
-@click.option("--no-progress", is_flag=True)
-@command_errors
-def demo(db_path: str | None, days: int, no_progress: bool) -> None:
-    """The graph on the embedded synthetic market: ingest, features, QA, walk-forward, backtest."""
-    try:
-        coins, lacking = synthetic_coins(load_coins())
-    except ConfigError as exc:
-        raise CliError(str(exc)) from exc
-    if not coins:
-        raise CliError("no coin of config/coins.yaml is defined in config/synthetic.yaml")
-    from resources.store import default_db_url
-
-    cohort = _validate_cohort(None)
-    with Session("demo", Settings(default_db_url(db_path)), show_progress=not no_progress) as session:
-        req = plan_ingest(",".join(coins), "synthetic", None, None, days, True, db_path, None)
-        note = f" (skipping {lacking}: not in config/synthetic.yaml)" if lacking else ""
-        say(f"demo: synthetic market, {len(req.coins)} coins x {days} days "
-            f"({ms_to_date(req.start_ms)} .. {ms_to_date(req.end_ms)}){note}")
-        ingested, _n = run_ingest(session, req)
-        from resources.store import MarketStore
-
-        store = MarketStore(req.db_url)
-        console.print(summary_table(store, req.coins))
-        store.dispose()
-        code = report_runs(ingested)
-        if code and code != EXIT_GATE_FAILED:
-            raise SystemExit(code)
-        research = session.run(research_specs(req.coins, Window()), title="features + data QA")
-        print_qa(req.coins)
-        code = report_runs(research, gate=True) or code
-        passed = [c for c, f in qa_blocked(req.coins).items() if f == []]
-        models: list[RunOutcome] = []
-        if passed:
-            models = session.run(model_specs(passed, cohort), title="train + backtest")
-    if passed:
-        print_edges(passed, cohort)
-        code = report_runs(models, gate=False) or code
-    raise SystemExit(code)

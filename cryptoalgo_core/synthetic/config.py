@@ -51,6 +51,14 @@ MECHANISMS: dict[str, str] = {
         "trend_enter_er and has not fallen below trend_exit_er), the next hourly log return drifts "
         "strength bps in the direction of the past-24 h return."
     ),
+    "hidden_interaction": (
+        "Not in the feature set verbatim (other window, non-linear, an interaction): the next hourly log "
+        "return drifts strength bps times a(z) * g, where z is the coin's past hidden_window_h (36 h) return "
+        "over its realised root-sum-square over the same bars, a(z) = (z/hidden_z_scale) / "
+        "sqrt(1 + (z/hidden_z_scale)^2) a soft sign, and g = 1 when the mean log USD volume of the last "
+        "hidden_volume_fast_h (6) bars exceeds that of the last hidden_volume_slow_h (96) bars, else "
+        "hidden_quiet_gate (0.3): volume-confirmed momentum."
+    ),
 }
 _MECH_KEYS = tuple(MECHANISMS)
 
@@ -114,6 +122,11 @@ class EdgeShapeConfig:
     trend_window_h: int = 24
     trend_enter_er: float = 0.35
     trend_exit_er: float = 0.25
+    hidden_window_h: int = 36
+    hidden_z_scale: float = 1.5
+    hidden_volume_fast_h: int = 6
+    hidden_volume_slow_h: int = 96
+    hidden_quiet_gate: float = 0.3
     max_strength_bps: float = 20.0
 
     def __post_init__(self) -> None:
@@ -125,6 +138,14 @@ class EdgeShapeConfig:
             raise ValueError("trend_window_h must be >= 2")
         if not 0 < self.trend_exit_er <= self.trend_enter_er < 1:
             raise ValueError("need 0 < trend_exit_er <= trend_enter_er < 1")
+        if self.hidden_window_h < 2:
+            raise ValueError("hidden_window_h must be >= 2")
+        if not (math.isfinite(self.hidden_z_scale) and self.hidden_z_scale > 0):
+            raise ValueError("hidden_z_scale must be > 0")
+        if not 1 <= self.hidden_volume_fast_h < self.hidden_volume_slow_h:
+            raise ValueError("need 1 <= hidden_volume_fast_h < hidden_volume_slow_h")
+        if not 0 <= self.hidden_quiet_gate <= 1:
+            raise ValueError("hidden_quiet_gate must be in [0, 1]")
         if self.max_strength_bps <= 0:
             raise ValueError("max_strength_bps must be > 0")
 
@@ -155,6 +176,7 @@ class EdgeStrengths:
     funding_reversal: float = 0.0
     lead_lag: float = 0.0
     regime_momentum: float = 0.0
+    hidden_interaction: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(getattr(self, k)) for k in _MECH_KEYS}

@@ -60,6 +60,14 @@ def recursion(  # pragma: no cover - numba
     s_fr: np.ndarray,
     s_ll: np.ndarray,
     s_rm: np.ndarray,
+    vol_pre: np.ndarray,
+    vol_abs_coef: float,
+    h_win: int,
+    h_scale: float,
+    h_fast: int,
+    h_slow: int,
+    h_low: float,
+    s_hi: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     """Sequential state from the origin. Only +,-,*,/,sqrt: bit-reproducible.
 
@@ -68,6 +76,13 @@ def recursion(  # pragma: no cover - numba
     planted drift of bar t+1 from these observables only. `comp` is the martingale compensation of each
     bar's log return (log E[exp(sig * shock)] given the bar's variance state), subtracted so that a zero
     planted drift means E[close_t / close_{t-1}] = 1.
+
+    hidden_interaction (driver ``hdrv``): ``z = sum r / sqrt(sum r^2)`` over the last ``h_win`` bars,
+    ``a = (z / h_scale) / sqrt(1 + (z / h_scale)^2)``, times the volume gate ``g`` = 1 if the mean log USD
+    volume of the last ``h_fast`` bars exceeds that of the last ``h_slow`` bars, else ``h_low``. The bar's
+    log USD volume is ``vol_pre[t, i] + vol_abs_coef * |r[t, i]| / sig[t, i]`` up to a per-coin constant
+    (which cancels in the comparison); ``vol_pre`` holds the parts known before the bar's return. The term
+    enters ``mu`` only where ``s_hi != 0``, so a zero strength leaves every bit of the path unchanged.
     """
     n_t, n = sig.shape
     r = np.empty((n_t, n))
@@ -79,6 +94,10 @@ def recursion(  # pragma: no cover - numba
     er = np.full((n_t, n), np.nan)
     trend = np.zeros((n_t, n))
     mdrv = np.zeros((n_t, n))
+    lv = np.empty((n_t, n))
+    hz = np.full((n_t, n), np.nan)
+    hgate = np.full((n_t, n), np.nan)
+    hdrv = np.zeros((n_t, n))
     n_settle = n_t // 8 + 1
     fund = np.empty((n_settle, n))
     state = np.zeros(n)
@@ -140,9 +159,31 @@ def recursion(  # pragma: no cover - numba
                 trend[t, i] = state[i]
                 sgn = 1.0 if s > 0 else (-1.0 if s < 0 else 0.0)
                 mdrv[t, i] = state[i] * sgn
+            lv[t, i] = vol_pre[t, i] + vol_abs_coef * abs(r[t, i]) / sig[t, i]
+            if t >= h_win - 1:
+                s_h = 0.0
+                q_h = 0.0
+                for j in range(t - h_win + 1, t + 1):
+                    s_h += r[j, i]
+                    q_h += r[j, i] * r[j, i]
+                hz[t, i] = s_h / np.sqrt(q_h) if q_h > 0 else 0.0
+            if t >= h_slow - 1:
+                fast = 0.0
+                for j in range(t - h_fast + 1, t + 1):
+                    fast += lv[j, i]
+                slow = 0.0
+                for j in range(t - h_slow + 1, t + 1):
+                    slow += lv[j, i]
+                hgate[t, i] = 1.0 if fast / h_fast > slow / h_slow else h_low
+            if t >= h_win - 1 and t >= h_slow - 1:
+                x = hz[t, i] / h_scale
+                hdrv[t, i] = x / np.sqrt(1.0 + x * x) * hgate[t, i]
             if t + 1 < n_t:
-                mu[t + 1, i] = 1e-4 * (s_fr[i] * fdrv[t, i] + s_ll[i] * ldrv[t, i] + s_rm[i] * mdrv[t, i])
-    return r, mu, fz, fdrv, ldrv, r24, er, trend, mdrv, fund
+                acc = s_fr[i] * fdrv[t, i] + s_ll[i] * ldrv[t, i] + s_rm[i] * mdrv[t, i]
+                if s_hi[i] != 0.0:
+                    acc = acc + s_hi[i] * hdrv[t, i]
+                mu[t + 1, i] = 1e-4 * acc
+    return r, mu, fz, fdrv, ldrv, r24, er, trend, mdrv, hz, hgate, hdrv, fund
 
 
 @njit(cache=True)

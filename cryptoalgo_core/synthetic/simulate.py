@@ -138,9 +138,16 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
 
     lead = cfg.coin_names.index(cfg.lead_coin)
     strengths = np.array(
-        [[c.edge.funding_reversal, c.edge.lead_lag, c.edge.regime_momentum] for c in cfg.coins]
+        [[c.edge.funding_reversal, c.edge.lead_lag, c.edge.regime_momentum, c.edge.hidden_interaction]
+         for c in cfg.coins]
     )
-    r, mu, fz, fdrv, ldrv, r24, er, trend, mdrv, fund = K.recursion(
+    # volume noise (deterministic given the draws) and the parts of log USD volume known before each bar's
+    # return: the recursion adds the |r| / sigma term to get the log USD volume that gates hidden_interaction
+    vol_noise = K.ar1(
+        np.ascontiguousarray(pc[:, :, 4]), _phi(act.volume_noise_half_life_h), act.volume_noise_std
+    )
+    vol_pre = act.volume_vol_elasticity * np.log(sig / sigma_h[None, :]) + vol_noise
+    r, mu, fz, fdrv, ldrv, r24, er, trend, mdrv, hz, hgate, hdrv, fund = K.recursion(
         sig,
         shock,
         comp,
@@ -162,6 +169,14 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
         np.ascontiguousarray(strengths[:, 0]),
         np.ascontiguousarray(strengths[:, 1]),
         np.ascontiguousarray(strengths[:, 2]),
+        np.ascontiguousarray(vol_pre),
+        act.volume_abs_return_coef,
+        shape.hidden_window_h,
+        shape.hidden_z_scale,
+        shape.hidden_volume_fast_h,
+        shape.hidden_volume_slow_h,
+        shape.hidden_quiet_gate,
+        np.ascontiguousarray(strengths[:, 3]),
     )
 
     log_p0 = np.log(np.array([c.start_price for c in cfg.coins]))
@@ -179,9 +194,6 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
     low_p = np.minimum(open_ * np.exp(dn), np.minimum(open_, close))
 
     # volume (base units): USD activity rises with the volatility state and the bar's |shock|
-    vol_noise = K.ar1(
-        np.ascontiguousarray(pc[:, :, 4]), _phi(act.volume_noise_half_life_h), act.volume_noise_std
-    )
     base_usd = np.array([c.volume_usd_per_hour for c in cfg.coins])
     abs_z = np.abs(r) / sig
     log_usd = (
@@ -210,6 +222,11 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
     ts = cfg.origin_ms + np.arange(n_t, dtype=np.int64) * HOUR_MS
     n_f = n_t // FUNDING_EVERY_H
     funding_ts = cfg.origin_ms + np.arange(n_f, dtype=np.int64) * (FUNDING_EVERY_H * HOUR_MS)
+    # == mu[t + 1] (same IEEE operations as the recursion), also defined for the last bar; the hidden term is
+    # added only for coins where it is planted (as in the recursion), so its absence changes no bit
+    drift = strengths[:, 0] * fdrv + strengths[:, 1] * ldrv + strengths[:, 2] * mdrv
+    for i in np.flatnonzero(strengths[:, 3]):
+        drift[:, i] = drift[:, i] + strengths[i, 3] * hdrv[:, i]
     obs = {
         "log_return": r,
         "sigma": sig,
@@ -220,9 +237,10 @@ def _simulate(cfg: SyntheticConfig) -> _Path:
         "efficiency_ratio": er,
         "trend_state": trend,
         "momentum_driver": mdrv,
-        # == mu[t + 1] (same IEEE operations as the recursion), also defined for the last bar
-        "planted_drift_next": 1e-4
-        * (strengths[:, 0] * fdrv + strengths[:, 1] * ldrv + strengths[:, 2] * mdrv),
+        "hidden_z": hz,
+        "volume_gate": hgate,
+        "hidden_driver": hdrv,
+        "planted_drift_next": 1e-4 * drift,
     }
     arrays = [ts, open_, high, low_p, close, volume, oi_usd, funding_ts, fund[:n_f], *obs.values()]
     for a in arrays:
@@ -338,7 +356,10 @@ def observables(
     CLOSE of the row's bar (ts + 1 h) and drives the drift of the NEXT bar:
     log_return (this bar), funding_z / funding_driver (from settlements <= ts + 1 h), lead_driver
     (lead coin's return of this bar / its hourly vol, clipped), ret_24h / efficiency_ratio (last 24
-    bars incl. this one), trend_state (0 chop / 1 trend), momentum_driver. Ground truth (latent):
+    bars incl. this one), trend_state (0 chop / 1 trend), momentum_driver, hidden_z (sum of the last
+    ``hidden_window_h`` log returns / their root sum of squares; NaN during warm-up), volume_gate (1 or
+    ``hidden_quiet_gate``: fast vs slow mean log USD volume, NaN during warm-up), hidden_driver (soft sign of
+    hidden_z / hidden_z_scale times volume_gate; 0 during warm-up). Ground truth (latent):
     sigma (this bar's conditional vol) and planted_drift_next (expected log return of the next bar,
     = 1e-4 * sum(strength * driver)).
     """

@@ -4,6 +4,7 @@ server's data, Ctrl-C cancels with one line, and two commands on a fresh DAGSTER
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -291,20 +292,34 @@ def test_train_without_dataset_is_a_named_error(tmp_path: Path) -> None:
 
 def test_demo_runs_the_graph_through_the_instance(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    res = _run(["demo", "--days", "300", "--db-path", str(db), "--no-progress"])
+    res = _run(["demo", "--days", "420", "--trials", "12", "--db-path", str(db), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert "data QA" in res.output and "edge decomposition" in res.output
+    for part in ("data QA", "edge decomposition", "optimization launch", "robustness", "deployment checklist",
+                 "portfolio:"):
+        assert part in res.output, part
     store = MarketStore(f"sqlite:///{db}")
     assert store.coins() == ["BTC", "DOGE", "ETH", "SOL", "XRP"]
-    assert all(store.stats("ohlcv", c)["rows"] == 300 * 24 for c in store.coins())
+    assert all(store.stats("ohlcv", c)["rows"] == 420 * 24 for c in store.coins())
     instance = dg.DagsterInstance.get()
-    for job, n in (("market_data_oi_job", 1), ("research_data_job", 5), ("model_job", 5)):
+    for job, n in (("market_data_oi_job", 1), ("research_data_job", 5), ("model_job", 5), ("optimize_job", 5),
+                   ("validate_job", 5), ("portfolio_job", 1), ("checklist_job", 1)):
         runs = instance.get_runs(filters=dg.RunsFilter(job_name=job))
-        assert len(runs) == n and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), job
+        assert len(runs) == n, job
         assert all(r.remote_job_origin.location_name == "cryptoalgo" for r in runs)
+    for job in ("market_data_oi_job", "research_data_job", "model_job", "optimize_job", "checklist_job"):
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job))
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), job
     assert instance.get_materialized_partitions(dg.AssetKey("data_qa")) == set(store.coins())
-    assert instance.get_materialized_partitions(dg.AssetKey("backtest")) == set(store.coins())
+    assert instance.get_materialized_partitions(dg.AssetKey("robustness_report")) == set(store.coins())
     data = Path(os.environ["TRADER_DATA_DIR"])
     assert (data / "qa" / "summary.csv").exists()
-    assert all((data / "runs" / "default" / c / "diagnostics.json").exists() for c in store.coins())
+    cohort = json.loads((data / "checklist.json").read_text())["cohort"]
+    assert cohort.startswith("demo-")
+    for c in store.coins():
+        for name in ("diagnostics.json", "optimized_profile.json", "holdout.json", "robustness.json",
+                     "robustness.html"):
+            assert (data / "runs" / cohort / c / name).exists(), (c, name)
+    # the verdict is the gates': a noise coin never passes on 12 trials of 300 research days
+    doc = json.loads((data / "checklist.json").read_text())
+    assert {c["coin"]: c["verdict"] for c in doc["coins"]}["BTC"] == "FAIL"
     assert oct(os.stat(data / "qa" / "summary.csv").st_mode & 0o777) in ("0o644", "0o664")
