@@ -168,17 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gate calibration: {len(tasks)} coin-runs ({a.seeds} seeds x strengths {strengths} x {mechs}; "
           f"{a.years} y, {a.trials} trials, preset {a.preset}) on {a.workers} workers", flush=True)
     t0 = time.perf_counter()
+    import pandas as pd
+
     rows = []
     ctx = multiprocessing.get_context("spawn")  # fork after xgboost's OpenMP init can deadlock
     with ProcessPoolExecutor(a.workers, mp_context=ctx) as pool:
         for i, r in enumerate(pool.map(one_coin, tasks), 1):
             rows.append(r)
+            if a.out:  # rewritten after every run: an interrupted calibration keeps what it measured
+                pd.DataFrame(rows).to_csv(a.out, index=False)
             if i % 10 == 0 or i == len(tasks):
                 print(f"  {i}/{len(tasks)} done, {time.perf_counter() - t0:.0f} s", flush=True)
-    if a.out:
-        import pandas as pd
-
-        pd.DataFrame(rows).to_csv(a.out, index=False)
     print(summarise(rows))
     print(f"wall {time.perf_counter() - t0:.0f} s")
     return 0
