@@ -76,18 +76,36 @@ def evaluate_coin(panel: MarketPanel, coin: str, spec: CoinSpec, holdout_days: i
                           dict(bt.diagnostics["edge"]), int(bt.diagnostics["edge"]["trades"]), bounds.holdout_start)
 
 
-def scaled_synthetic_config(seed: int, strength: float, years: float, base: Any | None = None) -> Any:
+def scaled_synthetic_config(seed: int, strength: float, years: float, base: Any | None = None, *,
+                            mechanisms: dict[str, float] | None = None) -> Any:
     """The synthetic market of config/synthetic.yaml (or `base`) with another seed, every planted strength times
-    `strength` (noise coins stay at zero) and a calendar of `years` from the origin."""
+    `strength` (noise coins stay at zero) and a calendar of `years` from the origin.
+
+    `mechanisms` (mechanism -> bps) replaces the profile of the PLANTED coins of `base` (those with any nonzero
+    strength): each named mechanism gets `value * strength`, every unnamed one 0; noise coins stay at 0. E.g.
+    ``{"hidden_interaction": 6.0}`` plants only the hidden mechanism, at 6 x `strength` bps. Unknown names are a
+    ValueError. The strengths are not re-validated against `edge_shape.max_strength_bps`."""
     import dataclasses
 
     from cryptoalgo_core import synthetic as syn
     from cryptoalgo_core.timeutil import DAY_MS
 
     base = base or syn.load_synthetic_config()
-    coins = tuple(dataclasses.replace(c, edge=dataclasses.replace(
-        c.edge, funding_reversal=c.edge.funding_reversal * strength, lead_lag=c.edge.lead_lag * strength,
-        regime_momentum=c.edge.regime_momentum * strength)) for c in base.coins)
+    if mechanisms is not None:
+        unknown = sorted(set(mechanisms) - set(syn.MECHANISMS))
+        if unknown:
+            raise ValueError(f"unknown mechanism(s) {unknown}; known: {list(syn.MECHANISMS)}")
+
+    def scaled(edge: Any) -> Any:
+        now = edge.as_dict()
+        if mechanisms is None:
+            new = {k: v * strength for k, v in now.items()}
+        else:
+            planted = any(v != 0 for v in now.values())
+            new = {k: float(mechanisms.get(k, 0.0)) * strength if planted else 0.0 for k in now}
+        return dataclasses.replace(edge, **new)
+
+    coins = tuple(dataclasses.replace(c, edge=scaled(c.edge)) for c in base.coins)
     return dataclasses.replace(base, seed=seed, coins=coins, end_ms=base.origin_ms + int(years * 365.25) * DAY_MS)
 
 

@@ -32,7 +32,7 @@ def chosen_holdout(holdout: dict[str, Any] | None) -> dict[str, Any] | None:
     c = holdout["candidates"][0]
     return {k: c.get(k) for k in ("number", "total_return", "sharpe_annual", "trades", "stop_loss_share",
                                   "net_bps", "fee_edge_ratio", "max_drawdown")} | {
-        "days": holdout.get("days"), "gate_passed": (holdout.get("gate") or {}).get("passed")}
+        "days": holdout.get("days"), "passed": (holdout.get("gate") or {}).get("passed")}
 
 
 def validate_coin(data: StudyData, preset: Preset, trials: list[dict[str, Any]], chosen: dict[str, Any],
