@@ -55,7 +55,9 @@ __all__ = ["DEFAULT_THRESHOLDS_BPS", "oracle_performance", "planted_net_sharpe"]
 DEFAULT_THRESHOLDS_BPS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 
 
-def _inputs(cfg: SyntheticConfig, coin: str, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
+def _inputs(
+    cfg: SyntheticConfig, coin: str, start_ms: int, end_ms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mu in bps for the next bar, simple return of each bar, UTC day index of each bar) over the window."""
     ob = observables(cfg, [coin], start_ms, end_ms)[coin]
     px = generate(cfg, [coin], start_ms, end_ms)[coin].ohlcv
@@ -65,7 +67,9 @@ def _inputs(cfg: SyntheticConfig, coin: str, start_ms: int, end_ms: int) -> tupl
     return mu, ret, day
 
 
-def _evaluate(mu: np.ndarray, ret: np.ndarray, day: np.ndarray, theta: float, cost_bps: float) -> dict[str, float]:
+def _evaluate(
+    mu: np.ndarray, ret: np.ndarray, day: np.ndarray, theta: float, cost_bps: float
+) -> dict[str, float]:
     n = len(mu)
     p = np.where(np.abs(mu) >= theta, np.sign(mu), 0.0)
     if n:
