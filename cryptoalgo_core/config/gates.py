@@ -69,18 +69,25 @@ class RobustnessGates:
     ``max_prob_ruin`` (equity below ``ruin_floor``), share of positive folds >= ``min_positive_folds``,
     parameter stability >= ``min_stability``, stop-loss share < ``max_stop_loss_share`` (CV and holdout).
     Then the score (``weights``, points per component, summing to 100) picks the tier by ``bands``
-    (lower bound of RESEARCH, PAPER, PILOT, FULL); PILOT and FULL also need DSR >= ``min_dsr`` and PBO <=
-    ``max_pbo`` (else the tier is capped at PAPER): money tiers need statistical evidence, not only points."""
+    (lower bound of RESEARCH, PAPER, PILOT, FULL); PILOT and FULL also need DSR >= ``min_dsr`` and the CSCV
+    probability that the in-sample best loses out of sample <= ``max_prob_oos_loss`` (else the tier is capped
+    at PAPER): money tiers need statistical evidence, not only points. (PBO itself does not separate a real edge
+    from noise -- when every trial shares an edge, which of them ranks first is a coin flip, PBO ~ 0.5 -- so it
+    enters the score, not a gate.) The Monte Carlo drawdown and ruin gates look at ``mc_horizon_days`` of
+    trades (the bootstrap draws that many days' worth of the track's trades per path), so a guardrail does
+    not tighten with the length of the track."""
 
     max_fee_edge_ratio: float = 0.8
-    max_drawdown_p95: float = 0.30
+    max_drawdown_p95: float = 0.50
+    min_return_to_drawdown: float = 1.0
     max_prob_ruin: float = 0.01
-    ruin_floor: float = 0.7
+    ruin_floor: float = 0.5
     min_positive_folds: float = 0.6
     min_stability: float = 0.5
     max_stop_loss_share: float = 0.7
     min_dsr: float = 0.9
-    max_pbo: float = 0.5
+    max_prob_oos_loss: float = 0.2
+    mc_horizon_days: int = 365
     bands: dict[str, float] = field(default_factory=lambda: {"RESEARCH": 0.0, "PAPER": 40.0, "PILOT": 55.0,
                                                              "FULL": 75.0})
     weights: dict[str, float] = field(default_factory=lambda: {
@@ -111,17 +118,21 @@ class RobustnessGates:
         if any(v < 0 for v in self.weights.values()) or abs(sum(self.weights.values()) - 100.0) > 1e-6:
             raise ValueError(f"weights must be >= 0 and sum to 100, got {sum(self.weights.values())}")
         for name in ("max_drawdown_p95", "max_prob_ruin", "min_positive_folds", "min_stability",
-                     "max_stop_loss_share", "min_dsr", "max_pbo"):
+                     "max_stop_loss_share", "min_dsr", "max_prob_oos_loss"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         if not 0 < self.ruin_floor < 1:
             raise ValueError("ruin_floor must be in (0, 1)")
+        if self.mc_horizon_days < 1:
+            raise ValueError("mc_horizon_days must be >= 1")
         if self.mc_paths < 10_000 or self.screen_mc_paths < 100:
             raise ValueError("mc_paths must be >= 10000 (screen_mc_paths >= 100)")
         if self.pbo_splits < 2 or self.pbo_splits % 2 or self.pbo_max_trials < 2:
             raise ValueError("pbo_splits must be even and >= 2, pbo_max_trials >= 2")
         if self.stability_neighbours < 1 or not 0 < self.stability_radius <= 1 or self.stability_tolerance < 0:
             raise ValueError("stability_neighbours >= 1, stability_radius in (0, 1], stability_tolerance >= 0")
+        if self.min_return_to_drawdown < 0:
+            raise ValueError("min_return_to_drawdown must be >= 0")
         if self.holdout_sharpe_full <= 0 or self.edge_full_bps <= 0 or self.max_fee_edge_ratio <= 0:
             raise ValueError("holdout_sharpe_full, edge_full_bps and max_fee_edge_ratio must be > 0")
 

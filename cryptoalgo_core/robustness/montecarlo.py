@@ -81,6 +81,7 @@ class MonteCarloResult(TypedDict):
     prob_loss: float
     n_paths: int
     n_trades: int
+    horizon: int  # trades per path (n_trades unless a bootstrap horizon was given)
     method: str
     block: int
     seed: int
@@ -101,12 +102,14 @@ def _below(word: np.uint64, m: int) -> int:  # pragma: no cover - numba
 def _fill_index(
     raw: np.ndarray, n: int, method: int, block: int, idx: np.ndarray
 ) -> None:  # pragma: no cover
-    """Trade indices of one path from its row ``raw`` of raw PCG64 words (layout in the module docstring)."""
-    if method == 0:  # (block) bootstrap: block j starts at _below(raw[j], n), wraps around, last one cut at n
+    """Trade indices of one path from its row ``raw`` of raw PCG64 words (layout in the module docstring);
+    ``idx.shape[0]`` is the path length (the bootstrap's horizon; ``n`` for the reshuffle)."""
+    length = idx.shape[0]
+    if method == 0:  # (block) bootstrap: block j starts at _below(raw[j], n), wraps around, last one cut at length
         pos = 0
         for j in range(raw.shape[0]):
             s = _below(raw[j], n)
-            for t in range(min(block, n - pos)):
+            for t in range(min(block, length - pos)):
                 k = s + t
                 idx[pos] = k if k < n else k - n
                 pos += 1
@@ -130,8 +133,10 @@ def _path_stats(
     out_final: np.ndarray,
     out_min: np.ndarray,
     offset: int,
+    length: int,
 ) -> None:  # pragma: no cover - numba
     """Per path of the chunk ``raw`` (one row per path): max log drawdown, final and minimum log equity.
+    ``length``: trades per path (the bootstrap's horizon; the reshuffle always uses all ``n``).
 
     Writes rows ``offset .. offset + raw.shape[0] - 1`` of the outputs; ``max drawdown = 1 - exp(-out_dd)``.
     The bootstrap walks its blocks directly (no index buffer; the same index sequence as :func:`_fill_index`,
@@ -148,7 +153,7 @@ def _path_stats(
         if method == 0:
             row = raw[p]
             if block == 1:
-                for t in range(n):
+                for t in range(length):
                     eq += log_r[_below(row[t], n)]
                     peak = max(peak, eq)
                     dd = max(dd, peak - eq)
@@ -157,7 +162,7 @@ def _path_stats(
                 pos = 0
                 for j in range(row.shape[0]):
                     s = _below(row[j], n)
-                    for t in range(min(block, n - pos)):
+                    for t in range(min(block, length - pos)):
                         k = s + t
                         eq += log_r[k if k < n else k - n]
                         peak = max(peak, eq)
@@ -182,10 +187,11 @@ def _materialize(
 ) -> None:  # pragma: no cover - numba
     """Rows ``offset ..`` of ``out``: the trade returns of each path of the chunk ``raw``."""
     n = r.shape[0]
-    idx = np.empty(n, dtype=np.int64)
+    length = out.shape[1]
+    idx = np.empty(length, dtype=np.int64)
     for p in range(raw.shape[0]):
         _fill_index(raw[p], n, method, block, idx)
-        for t in range(n):
+        for t in range(length):
             out[offset + p, t] = r[idx[t]]
 
 
@@ -278,12 +284,22 @@ def _quantiles(quantiles: Sequence[float]) -> tuple[float, ...]:
 # --------------------------------------------------------------------------------------------------- public API
 
 
+def _horizon(horizon: int | None, n: int, method: str) -> int:
+    if horizon is None:
+        return n
+    h = _integer("horizon", horizon, 1)
+    if method == "reshuffle" and h != n:
+        raise ValueError(f"horizon applies to method='bootstrap' only (a reshuffle keeps all {n} trades), got {h}")
+    return h
+
+
 def trade_paths(
     trade_returns: ArrayLike,
     n_paths: int = 10_000,
     method: str = "bootstrap",
     seed: int = 0,
     block: int = 1,
+    horizon: int | None = None,
 ) -> np.ndarray:
     """The simulated trade sequences themselves: an ``(n_paths, n_trades)`` float64 array, one path per row.
 
@@ -293,7 +309,7 @@ def trade_paths(
     ``n_paths >= 1``; the other arguments are validated as in :func:`monte_carlo`.
     """
     r, paths, code, seed_, block_ = _common(trade_returns, n_paths, method, seed, block, 1)
-    n = int(r.shape[0])
+    n = _horizon(horizon, int(r.shape[0]), method)
     k = _words_per_path(n, code, block_)
     bitgen = np.random.PCG64(seed_)
     out = np.empty((paths, n), dtype=np.float64)
@@ -313,6 +329,7 @@ def monte_carlo(
     block: int = 1,
     ruin_floor: float = 0.5,
     quantiles: Sequence[float] = (0.5, 0.95, 0.99),
+    horizon: int | None = None,
 ) -> MonteCarloResult:
     """Drawdown, ruin and final-return distribution of ``n_paths`` resampled trade sequences.
 
@@ -320,7 +337,9 @@ def monte_carlo(
     order (the order matters for ``block > 1`` only). ``n_paths >= 100``; ``method`` ``"bootstrap"`` (with
     ``1 <= block <= n_trades``; ``block > 1`` = circular moving-block bootstrap) or ``"reshuffle"`` (``block=1``);
     ``seed`` an int ``>= 0`` (mapping onto the random stream in the module docstring); ``ruin_floor`` in
-    ``(0, 1)``, a fraction of the initial equity; ``quantiles`` in ``[0, 1]``, for the max drawdown.
+    ``(0, 1)``, a fraction of the initial equity; ``quantiles`` in ``[0, 1]``, for the max drawdown;
+    ``horizon`` (bootstrap only; default ``n_trades``): trades per simulated path, drawn from all ``n_trades``
+    (e.g. one year's worth of trades, so that a drawdown guardrail does not depend on the track's length).
 
     Returns a dict:
 
@@ -330,7 +349,7 @@ def monte_carlo(
     * ``prob_ruin``: share of paths whose equity is ever ``< ruin_floor`` (after some trade);
     * ``final_return``: ``{"p5", "p50", "p95", "mean"}`` of the compounded total return ``prod(1 + r) - 1``;
     * ``prob_loss``: share of paths with final return ``< 0``;
-    * ``n_paths``, ``n_trades``, ``method``, ``block``, ``seed``, ``ruin_floor``: the inputs, echoed.
+    * ``n_paths``, ``n_trades``, ``horizon``, ``method``, ``block``, ``seed``, ``ruin_floor``: the inputs, echoed.
 
     Quantiles are ``numpy.quantile`` with its default linear interpolation. Invalid input raises ``ValueError``
     naming the argument and the problem. Memory is ``O(n_paths + chunk)``: paths are never stored.
@@ -343,7 +362,7 @@ def monte_carlo(
         raise ValueError(f"ruin_floor must lie in (0, 1) (a fraction of the initial equity), got {floor!r}")
     qs = _quantiles(quantiles)
 
-    n = int(r.shape[0])
+    n = _horizon(horizon, int(r.shape[0]), method)
     log_r = np.log1p(r)
     k = _words_per_path(n, code, block_)
     bitgen = np.random.PCG64(seed_)
@@ -353,7 +372,7 @@ def monte_carlo(
     offset = 0
     for c in _chunks(paths, k):
         raw = np.asarray(bitgen.random_raw(c * k), dtype=np.uint64).reshape(c, k)
-        _path_stats(log_r, raw, code, block_, dd_log, final_log, min_log, offset)
+        _path_stats(log_r, raw, code, block_, dd_log, final_log, min_log, offset, n)
         offset += c
 
     mdd = -np.expm1(-dd_log)
@@ -371,7 +390,8 @@ def monte_carlo(
         },
         prob_loss=float(np.count_nonzero(final_log < 0.0) / paths),
         n_paths=paths,
-        n_trades=n,
+        n_trades=int(r.shape[0]),
+        horizon=n,
         method=method,
         block=block_,
         seed=seed_,

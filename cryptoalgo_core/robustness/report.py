@@ -5,8 +5,9 @@ the holdout evaluation's result (``holdout.json``, read, never recomputed: the h
 stage). Every statistic is stored with the inputs it was computed from, so any figure can be recomputed:
 
 * ``monte_carlo``: the chosen candidate's CV trades (per-trade return = size x net, a fraction of equity)
-  resampled by ``bootstrap`` (iid, with replacement) and ``reshuffle`` (the same trades, random order):
-  max-drawdown quantiles, probability of ruin (equity ever below ``ruin_floor``), final-return quantiles;
+  resampled by ``bootstrap`` (iid, with replacement; each path one ``mc_horizon_days`` of trades at the track's
+  trade rate) and ``reshuffle`` (all the track's trades, random order): max-drawdown quantiles, probability of
+  ruin (equity ever below ``ruin_floor``), final-return quantiles;
 * ``cv``: share of folds with a positive return, the fold Sharpe ratios (daily), their dispersion, worst fold;
 * ``psr``: P(true daily Sharpe > 0) of the CV track's daily returns (Bailey & López de Prado 2012);
 * ``dsr``: PSR against the expected maximum Sharpe of ``n_trials`` trials with the variance of the study's
@@ -120,13 +121,20 @@ def regime_buckets(trades: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _monte_carlo(trade_returns: np.ndarray, paths: int, floor: float, seed: int) -> dict[str, Any]:
+def _monte_carlo(trade_returns: np.ndarray, paths: int, floor: float, seed: int, track_days: float,
+                 horizon_days: int) -> dict[str, Any]:
+    """Bootstrap paths of ``horizon_days`` worth of trades (the track's trade rate; at least 2 trades), and
+    reshuffles of the whole track (the same trades, other orders)."""
     r = np.asarray(trade_returns, float)
     r = r[np.isfinite(r)]
     if r.size < 2:
         return {"bootstrap": None, "reshuffle": None, "reason": f"{r.size} trade(s): nothing to resample"}
-    return {m: dict(monte_carlo(r, n_paths=paths, method=m, seed=seed, ruin_floor=floor))
-            for m in ("bootstrap", "reshuffle")}
+    per_day = r.size / track_days if track_days > 0 else 0.0
+    horizon = max(2, int(round(per_day * horizon_days)))
+    boot = dict(monte_carlo(r, n_paths=paths, method="bootstrap", seed=seed, ruin_floor=floor, horizon=horizon))
+    boot["horizon_days"] = horizon_days
+    return {"bootstrap": boot,
+            "reshuffle": dict(monte_carlo(r, n_paths=paths, method="reshuffle", seed=seed, ruin_floor=floor))}
 
 
 def _pbo(matrix: np.ndarray, splits: int) -> dict[str, Any]:
@@ -161,7 +169,8 @@ def robustness_statistics(daily: np.ndarray, trade_returns: np.ndarray, folds: l
     out["pbo"] = _pbo(trial_matrix, gates.pbo_splits)
     return {
         "stats": out,
-        "monte_carlo": _monte_carlo(trade_returns, paths, gates.ruin_floor, gates.seed),
+        "monte_carlo": _monte_carlo(trade_returns, paths, gates.ruin_floor, gates.seed, float(np.asarray(daily).size),
+                                    gates.mc_horizon_days),
         "cv": cv_consistency(folds),
         "stability": stability_share(chosen_objective, neighbour_objectives, gates.stability_tolerance),
         "regimes": regime_buckets(trades),

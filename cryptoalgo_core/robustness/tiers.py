@@ -2,12 +2,14 @@
 
 Order: **hard gates first** — the coin rules (holdout return and Sharpe > 0 with enough trades, positive
 cost-adjusted CV edge with an acceptable fee/edge ratio, Monte Carlo drawdown and ruin within guardrails, CV
-consistency and parameter stability, stop-loss share below the limit); a single failed hard gate makes the tier
+consistency and parameter stability, stop-loss share below the limit; the drawdown gate is a catastrophe bound
+plus the size-free ratio of the median horizon return to the p95 drawdown); a single failed hard gate makes the tier
 ``REJECT`` whatever the score. A value that could not be computed (None) fails its gate: a gate that cannot be
 checked does not pass. Then the **score**: each component's value in [0, 1] times its weight
 (:class:`~cryptoalgo_core.config.gates.RobustnessGates.weights`, summing to 100); the tier is the highest band
-whose lower bound the score reaches. ``PILOT`` and ``FULL`` also need DSR >= ``min_dsr`` and PBO <= ``max_pbo``
-(the **evidence gates**; a missing DSR or PBO fails them): failing one caps the tier at ``PAPER``.
+whose lower bound the score reaches. ``PILOT`` and ``FULL`` also need DSR >= ``min_dsr`` and the CSCV
+probability of out-of-sample loss <= ``max_prob_oos_loss`` (the **evidence gates**; a missing value fails
+them): failing one caps the tier at ``PAPER``.
 
 Components: ``dsr`` (its value), ``pbo`` (1 - PBO), ``cv_consistency`` (share of positive folds),
 ``stability`` (its share), ``drawdown`` (1 - MC p95 drawdown / max_drawdown_p95, clipped), ``holdout``
@@ -66,9 +68,13 @@ def assess(stats: dict[str, Any], cv_terms: dict[str, Any], holdout: dict[str, A
     h = holdout or {}
     boot = (stats.get("monte_carlo") or {}).get("bootstrap") or {}
     dd95 = (boot.get("max_drawdown") or {}).get("p95")
+    med = (boot.get("final_return") or {}).get("p50")
+    rtd = None if _num(dd95) is None or _num(med) is None else (
+        float(med) / float(dd95) if float(dd95) > 0 else (math.inf if float(med) > 0 else 0.0))
     s = stats.get("stats", {})
     dsr = (s.get("dsr") or {}).get("value")
     pbo = (s.get("pbo") or {}).get("value")
+    pol = (s.get("pbo") or {}).get("prob_oos_loss")
     cv = stats.get("cv") or {}
     stab = (stats.get("stability") or {}).get("value")
     hard = [
@@ -80,12 +86,13 @@ def assess(stats: dict[str, Any], cv_terms: dict[str, Any], holdout: dict[str, A
         _gate("cv_fee_edge_ratio", cv_terms.get("fee_edge_ratio"), "<=", gates.max_fee_edge_ratio),
         _gate("cv_stop_loss_share", cv_terms.get("stop_loss_share"), "<", gates.max_stop_loss_share),
         _gate("mc_drawdown_p95", dd95, "<=", gates.max_drawdown_p95),
+        _gate("mc_return_to_drawdown", rtd, ">=", gates.min_return_to_drawdown),
         _gate("mc_prob_ruin", boot.get("prob_ruin"), "<=", gates.max_prob_ruin),
         _gate("cv_positive_folds", cv.get("positive_share"), ">=", gates.min_positive_folds),
         _gate("parameter_stability", stab, ">=", gates.min_stability),
     ]
     evidence = [_gate("dsr", dsr, ">=", gates.min_dsr, hard=False),
-                _gate("pbo", pbo, "<=", gates.max_pbo, hard=False)]
+                _gate("prob_oos_loss", pol, "<=", gates.max_prob_oos_loss, hard=False)]
     pbo_v, dd_v, hs_v, edge_v = (_num(pbo), _num(dd95), _num(h.get("sharpe_annual")),
                                  _num(cv_terms.get("net_bps_pooled")))
     values = {

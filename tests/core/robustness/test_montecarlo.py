@@ -407,3 +407,25 @@ def test_trade_paths_rejects_bad_input(kwargs: dict[str, object], match: str) ->
     args: dict[str, object] = {"trade_returns": OK, "n_paths": 10, **kwargs}
     with pytest.raises(ValueError, match=match):
         trade_paths(**args)  # type: ignore[arg-type]
+
+
+def test_bootstrap_horizon_paths_match_their_statistics() -> None:
+    """A horizon of L trades: each path draws L trades from all n; monte_carlo's statistics are those of the
+    paths trade_paths materialises with the same horizon, and horizon = n is the default."""
+    r = np.random.default_rng(8).normal(0.002, 0.02, 300)
+    paths = trade_paths(r, n_paths=500, seed=4, horizon=60)
+    assert paths.shape == (500, 60) and np.isin(paths, r).all()
+    eq = np.cumprod(1.0 + paths, axis=1)
+    peak = np.maximum.accumulate(np.maximum(eq, 1.0), axis=1)
+    mdd = (1.0 - eq / peak).max(axis=1)
+    res = monte_carlo(r, n_paths=500, seed=4, horizon=60, ruin_floor=0.9)
+    assert res["horizon"] == 60 and res["n_trades"] == 300
+    assert res["max_drawdown"]["p95"] == pytest.approx(float(np.quantile(mdd, 0.95)), rel=1e-9)
+    assert res["prob_ruin"] == pytest.approx(float((eq < 0.9).any(axis=1).mean()))
+    assert monte_carlo(r, n_paths=200, seed=4, horizon=300) == monte_carlo(r, n_paths=200, seed=4)
+    # a shorter horizon draws smaller drawdowns on a losing-tail series
+    assert res["max_drawdown"]["p95"] < monte_carlo(r, n_paths=500, seed=4)["max_drawdown"]["p95"]
+    with pytest.raises(ValueError, match="horizon applies to method='bootstrap' only"):
+        monte_carlo(r, n_paths=200, method="reshuffle", horizon=60)
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        monte_carlo(r, n_paths=200, horizon=0)
