@@ -23,9 +23,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -104,21 +102,11 @@ def caching_ratio(preset_name: str, n_trials: int, days: int) -> tuple[float, fl
     return t_retrain / n_trials, float(np.mean(t_strategy / n_trials))
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    return time.perf_counter() - t0, done
-
-
 def runbook(coins: str, trials: int, preset: str, days: int, keep: bool, retrain_s: float | None) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_launch_"))
-    home, data = tmp / "dagster_home", tmp / "data"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TRADER_DATA_DIR": str(data), "PYTHONWARNINGS": "ignore"}
-    env.pop("TRADER_DB_URL", None)
-    env.pop("TRADER_DB_PATH", None)
-    cli = [sys.executable, "-m", "cryptoalgo_assets.cli"]
+    from _cli import fresh_env, run
+
+    tmp, env, cli = fresh_env("bench_launch_")
+    data = Path(env["TRADER_DATA_DIR"])
     try:
         t_ing, ing = run([*cli, "ingest", "--coins", coins, "--source", "synthetic", "--backfill-days", str(days),
                           "--no-progress"], env)

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -68,21 +65,11 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - t0
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    return time.perf_counter() - t0, done
-
-
 def validate_speed(coins: str, days: int, trials: int, keep: bool) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_validate_"))
-    home, data = tmp / "dagster_home", tmp / "data"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TRADER_DATA_DIR": str(data), "PYTHONWARNINGS": "ignore"}
-    env.pop("TRADER_DB_URL", None)
-    env.pop("TRADER_DB_PATH", None)
-    cli = [sys.executable, "-m", "cryptoalgo_assets.cli"]
+    from _cli import fresh_env, run
+
+    tmp, env, cli = fresh_env("bench_validate_")
+    data = Path(env["TRADER_DATA_DIR"])
     try:
         _t, ing = run([*cli, "ingest", "--coins", coins, "--source", "synthetic", "--backfill-days", str(days),
                        "--no-progress"], env)
