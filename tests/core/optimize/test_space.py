@@ -76,8 +76,8 @@ def write_presets(cfg: Path, **presets: dict[str, Any]) -> None:
 def test_shipped_presets_load_for_every_coin(repo_config: Path) -> None:
     coins = load_coins()
     assert sorted(coins) == sorted(COINS)
-    assert preset_names() == ["quick", "robust180"]
-    for name in ("robust180", "quick"):
+    assert preset_names() == ["demo", "quick", "robust180"]
+    for name in ("robust180", "quick", "demo"):
         for coin in coins:
             p = load_preset(name, coin)
             assert (p.name, p.coin) == (name, coin)
