@@ -69,8 +69,9 @@ def assess(stats: dict[str, Any], cv_terms: dict[str, Any], holdout: dict[str, A
     boot = (stats.get("monte_carlo") or {}).get("bootstrap") or {}
     dd95 = (boot.get("max_drawdown") or {}).get("p95")
     med = (boot.get("final_return") or {}).get("p50")
-    rtd = None if _num(dd95) is None or _num(med) is None else (
-        float(med) / float(dd95) if float(dd95) > 0 else (math.inf if float(med) > 0 else 0.0))
+    dd_n, med_n = _num(dd95), _num(med)
+    rtd = None if dd_n is None or med_n is None else (
+        med_n / dd_n if dd_n > 0 else (math.inf if med_n > 0 else 0.0))
     s = stats.get("stats", {})
     dsr = (s.get("dsr") or {}).get("value")
     pbo = (s.get("pbo") or {}).get("value")

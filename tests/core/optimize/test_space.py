@@ -153,7 +153,7 @@ def test_unknown_preset_lists_the_known_ones(tmp_config: Path, monkeypatch: pyte
     with pytest.raises(ConfigError, match=r"presets\.yaml: unknown preset 'nope'; known: \['alpha', 'zeta'\]"):
         load_preset("nope", "ETH")
     monkeypatch.delenv("CRYPTOALGO_CONFIG_DIR")
-    with pytest.raises(ConfigError, match=r"unknown preset 'robust'; known: \['quick', 'robust180'\]"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'robust'; known: \['demo', 'quick', 'robust180'\]"):
         load_preset("robust", "ETH")
 
 
