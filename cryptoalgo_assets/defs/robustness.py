@@ -66,7 +66,7 @@ def robustness_check_specs() -> list[dg.AssetCheckSpec]:
         "robustness_gate", asset="robustness_report", blocking=True, partitions_def=COINS,
         description="The coin is pilot-ready: every hard gate passes (holdout, cost-adjusted edge, fee/edge, "
                     "Monte Carlo drawdown and ruin, CV consistency, parameter stability, stop-loss share) and "
-                    "the tier is PILOT or FULL (DSR and PBO evidence). ERROR: blocks staging.")]
+                    "the tier is PILOT or FULL (evidence: DSR, CSCV probability of OOS loss). ERROR: blocks staging.")]
 
 
 @dg.asset(
