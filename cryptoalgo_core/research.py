@@ -55,8 +55,7 @@ def evaluate_coin(panel: MarketPanel, coin: str, spec: CoinSpec, holdout_days: i
     days = prof.walk_forward.holdout_days if holdout_days is None else holdout_days
     last = int(panel.ohlcv[coin]["ts"].max())
     bounds = research_bounds((None, None), last, days)
-    seen = MarketPanel(*({c: f[f["ts"] < bounds.holdout_start].reset_index(drop=True) for c, f in d.items()}
-                         for d in (panel.ohlcv, panel.funding, panel.open_interest)))
+    seen = panel.before(bounds.holdout_start)
     plan = feature_plan(seen, coin, spec.features, (None, bounds.holdout_start), bounds=bounds)
     feats = plan.build(seen)
     ds = build_ml_dataset(feats, labels_for_coin(seen.ohlcv[coin], spec.label))

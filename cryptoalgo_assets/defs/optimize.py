@@ -42,6 +42,24 @@ def _plan(art: Any, coin: str) -> Any:
     return FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json"))
 
 
+def study_data(art: Any, store: Any, spec: Any, coin: str, preset: Any) -> Any:
+    """The coin's StudyData from the research artifacts: the features the features stage wrote, and the market
+    rows of its window before the holdout start (fingerprinted). The study and the robustness stage both start
+    here, so they see the same rows."""
+    from cryptoalgo_core.optimize.evaluate import fingerprint
+    from cryptoalgo_core.optimize.study import StudyData
+
+    plan = _plan(art, coin)
+    hs, lo = plan.holdout_start, plan.window[0]
+    feats = art.read_parquet("features", f"{coin}.parquet")
+    ohlcv, funding = store.load("ohlcv", coin, lo, hs), store.load("funding", coin, lo, hs)
+    fp = fingerprint(feats, ohlcv[["ts", "open", "high", "low", "close", "volume"]], funding[["ts", "rate"]])
+    try:
+        return StudyData.prepare(coin, spec, feats, list(plan.names), ohlcv, funding, hs, preset, fp)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
 def _preset(optimize: OptimizeResource, coin: str, holdout_days: int) -> Any:
     from cryptoalgo_core.optimize.space import load_preset
 
@@ -72,10 +90,10 @@ def optimized_profile(
     import pandas as pd
 
     from cryptoalgo_core.optimize.cache import PredictionCache
-    from cryptoalgo_core.optimize.evaluate import fingerprint, result_hash
+    from cryptoalgo_core.optimize.evaluate import result_hash
     from cryptoalgo_core.optimize.report import parameter_importances
     from cryptoalgo_core.optimize.space import profile_fragment
-    from cryptoalgo_core.optimize.study import StudyData, open_storage, run_study, study_summary, trial_rows
+    from cryptoalgo_core.optimize.study import open_storage, run_study, study_summary, trial_rows
     from resources.experiments import Tracker
 
     coin, cohort = context.partition_key, artifacts.cohort_name()
@@ -83,17 +101,12 @@ def optimized_profile(
     art, run = artifacts.store(), ("runs", cohort, coin)
     qa_gate(art, coin)
     plan = _plan(art, coin)
-    hs, lo = plan.holdout_start, plan.window[0]
+    hs = plan.holdout_start
     preset = _preset(optimize, coin, int(plan.holdout["holdout_days"]))
     budget = preset.budget(optimize.trials)
     store = market_store.store()
-    feats = art.read_parquet("features", f"{coin}.parquet")
-    ohlcv, funding = store.load("ohlcv", coin, lo, hs), store.load("funding", coin, lo, hs)
-    fp = fingerprint(feats, ohlcv[["ts", "open", "high", "low", "close", "volume"]], funding[["ts", "rate"]])
-    try:
-        data = StudyData.prepare(coin, spec, feats, list(plan.names), ohlcv, funding, hs, preset, fp)
-    except ValueError as exc:
-        raise dg.Failure(str(exc)) from exc
+    data = study_data(art, store, spec, coin, preset)
+    fp = data.fingerprint
     target = optimize.storage_target(art.path("runs", cohort))
     study_name = f"{cohort}.{coin}"
     cache = PredictionCache(art.path("cache", "predictions", coin))
@@ -338,4 +351,4 @@ def _celery_job() -> Any:
 
 defs = dg.Definitions(assets=ASSETS, jobs=[optimize_job, _celery_job()])
 
-__all__ = ["OPTIMIZE_CELERY_JOB", "OPTIMIZE_JOB", "defs", "holdout_evaluation", "optimized_profile"]
+__all__ = ["OPTIMIZE_CELERY_JOB", "OPTIMIZE_JOB", "defs", "holdout_evaluation", "optimized_profile", "study_data"]

@@ -15,7 +15,7 @@ import dagster as dg
 
 from cryptoalgo_assets.checks import to_result
 from cryptoalgo_assets.defs.features import COINS
-from cryptoalgo_assets.defs.optimize import MODEL_FAMILY, holdout_evaluation
+from cryptoalgo_assets.defs.optimize import MODEL_FAMILY, holdout_evaluation, study_data
 from cryptoalgo_core.checks import CheckOutcome, Severity
 from cryptoalgo_core.errors import ConfigError
 from resources.dagster_resources import ArtifactsResource, MarketStoreResource, ProjectConfigResource
@@ -37,25 +37,17 @@ def report_name(mode: str) -> str:
 
 def _study_data(art: Any, store: Any, spec: Any, coin: str, opt: dict[str, Any]) -> tuple[Any, Any]:
     """The study's StudyData and preset, rebuilt; refuses when the research data changed since the study."""
-    from cryptoalgo_core.features.plan import FeaturePlan
-    from cryptoalgo_core.optimize.evaluate import fingerprint
     from cryptoalgo_core.optimize.space import load_preset
-    from cryptoalgo_core.optimize.study import StudyData
 
     p = opt["preset"]
     try:
         preset = load_preset(p["name"], coin, holdout_days=p["holdout_days"], n_cv_folds=p["n_cv_folds"])
     except ConfigError as exc:
         raise dg.Failure(str(exc)) from exc
-    plan = FeaturePlan.from_dict(art.read_json("features", f"{coin}.meta.json"))
-    hs, lo = plan.holdout_start, plan.window[0]
-    feats = art.read_parquet("features", f"{coin}.parquet")
-    ohlcv, funding = store.load("ohlcv", coin, lo, hs), store.load("funding", coin, lo, hs)
-    fp = fingerprint(feats, ohlcv[["ts", "open", "high", "low", "close", "volume"]], funding[["ts", "rate"]])
-    if fp != opt["data_fingerprint"] or hs != int(opt["holdout_start"]):
+    data = study_data(art, store, spec, coin, preset)
+    if data.fingerprint != opt["data_fingerprint"] or data.holdout_start != int(opt["holdout_start"]):
         raise dg.Failure(f"{coin}: the research data changed since study {opt['study']} (fingerprint "
-                         f"{fp[:12]} != {opt['data_fingerprint'][:12]}); re-run the launch")
-    data = StudyData.prepare(coin, spec, feats, list(plan.names), ohlcv, funding, hs, preset, fp)
+                         f"{data.fingerprint[:12]} != {opt['data_fingerprint'][:12]}); re-run the launch")
     if [[f.test_start, f.test_end] for f in data.folds] != opt["folds"]:
         raise dg.Failure(f"{coin}: the preset's folds differ from the study's; re-run the launch")
     return data, preset
@@ -207,17 +199,11 @@ def portfolio_readiness(
         exposure[c] = e.drop_duplicates("ts").set_index("ts")["side"]
     regimes = {c: {r["bucket"]: r["net_bps"] for r in (docs[c] or {}).get("regimes", [])} for c in validated}
     gates = project.gates().portfolio
-    if len(candidates) >= 1:
-        frame = pd.DataFrame(returns)
-        try:
-            result = assess_portfolio(frame, candidates, gates, pd.DataFrame(exposure).fillna(0), regimes)
-        except ValueError as exc:
-            raise dg.Failure(f"portfolio: {exc}") from exc
-    else:
-        result = assess_portfolio(pd.DataFrame(returns), [], gates) if returns else {
-            "passed": False, "basket": [], "dropped": [], "candidates": [], "conditions": [
-                {"condition": "coins", "value": 0, "threshold": f">= {gates.min_coins}", "passed": False}],
-            "failed": ["coins"]}
+    try:  # no candidate: the core's verdict is "coins 0 < min_coins"
+        result = assess_portfolio(pd.DataFrame(returns), candidates, gates,
+                                  pd.DataFrame(exposure).fillna(0) if candidates else None, regimes)
+    except ValueError as exc:
+        raise dg.Failure(f"portfolio: {exc}") from exc
     result.update({"cohort": cohort, "validated": validated, "weighting": gates.weighting})
     path = art.write_json(result, "runs", cohort, "portfolio.json")
     failed = result.get("failed", [])

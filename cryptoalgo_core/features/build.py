@@ -67,6 +67,12 @@ class MarketPanel:
 
         return MarketPanel(cut(self.ohlcv, HOUR_MS), cut(self.funding, 0), cut(self.open_interest, 0))
 
+    def before(self, ts: int) -> MarketPanel:
+        """Only the rows with ``ts`` strictly before ``ts`` (every coin, every input): the research view of a
+        panel whose holdout starts at ``ts``."""
+        return MarketPanel(*({c: f[f["ts"] < ts].reset_index(drop=True) for c, f in d.items()}
+                             for d in (self.ohlcv, self.funding, self.open_interest)))
+
 
 def _minp(window: int) -> int:
     return window if window <= 24 else int(np.ceil(0.9 * window))

@@ -103,11 +103,12 @@ def candidate_track(data: StudyData, params: dict[str, Any], cache: PredictionCa
             vals = feats[col].reindex(sig).to_numpy(float) if col in feats else np.full(sig.size, np.nan)
             t[col.split("_")[0]] = [names.get(int(v), "n/a") if math.isfinite(v) else "n/a" for v in vals]
         trades.append(t)
-        side = np.zeros(bt.ts.size, np.int8)
-        for e, x, s in zip(t["entry_ts"].to_numpy(np.int64), t["exit_ts"].to_numpy(np.int64),
-                           t["side"].to_numpy(np.int8), strict=True):
-            side[(bt.ts >= e) & (bt.ts < x)] = s
-        sides.append(pd.DataFrame({"ts": bt.ts, "side": side}))
+        # trades never overlap: +side from each entry bar, -side from its exit bar, cumulated over the bars
+        step = np.zeros(bt.ts.size + 1, np.int64)
+        side_of = t["side"].to_numpy(np.int64)
+        np.add.at(step, np.searchsorted(bt.ts, t["entry_ts"].to_numpy(np.int64)), side_of)
+        np.add.at(step, np.searchsorted(bt.ts, t["exit_ts"].to_numpy(np.int64)), -side_of)
+        sides.append(pd.DataFrame({"ts": bt.ts, "side": np.cumsum(step[:-1]).astype(np.int8)}))
         fr = fold_result(f.index, bt.trades, window_days(f.test_start, f.test_end), bt.log_return)
         results.append(fr)
         rets = d["ret"].to_numpy(float)

@@ -28,11 +28,6 @@ from cryptoalgo_core.robustness.validate import validate_coin
 __all__ = ["decide_coin"]
 
 
-def _before(panel: MarketPanel, ts: int) -> MarketPanel:
-    return MarketPanel(*({c: f[f["ts"] < ts].reset_index(drop=True) for c, f in d.items()}
-                         for d in (panel.ohlcv, panel.funding, panel.open_interest)))
-
-
 def decide_coin(panel: MarketPanel, coin: str, spec: CoinSpec, preset: Preset, trials: int,
                 gates: RobustnessGates, cache_dir: Path, mode: str = "full") -> dict[str, Any]:
     """Research ``coin`` of ``panel`` with ``preset`` and ``trials`` (tier-scaled by the preset), read its holdout
@@ -43,7 +38,7 @@ def decide_coin(panel: MarketPanel, coin: str, spec: CoinSpec, preset: Preset, t
     last = int(panel.ohlcv[coin]["ts"].max())
     bounds = research_bounds((None, None), last, preset.holdout_days)
     hs = bounds.holdout_start
-    seen = _before(panel, hs)
+    seen = panel.before(hs)
     plan = feature_plan(seen, coin, spec.features, (None, hs), bounds=bounds)
     feats = plan.build(seen)
     ohlcv, funding = seen.ohlcv[coin], seen.funding[coin]

@@ -56,6 +56,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
+from cryptoalgo_core.robustness.stats import _integer
+
 __all__ = ["METHODS", "MIN_PATHS", "MonteCarloResult", "monte_carlo", "trade_paths"]
 
 #: the path constructions :func:`trade_paths` and :func:`monte_carlo` accept
@@ -196,15 +198,6 @@ def _materialize(
 
 
 # --------------------------------------------------------------------------------------------------- validation
-
-
-def _integer(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    out = int(value)
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
 
 
 def _returns(trade_returns: ArrayLike) -> np.ndarray:
