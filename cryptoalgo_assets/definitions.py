@@ -3,7 +3,9 @@ merged, plus the resources they share.
 
 Stages: market_data (ohlcv, funding, open_interest: coin x quarter) -> features (features, labels, ml_dataset)
 -> data_qa (gate) -> model (walk_forward_model, backtest) -> optimize (optimized_profile, holdout_evaluation)
--> robustness (robustness_report per coin; portfolio_readiness, deployment_checklist).
+-> robustness (robustness_report per coin; portfolio_readiness, deployment_checklist) -> promotion (staged_model,
+production_model; promotion sensor) -> live (signals, paper_book, paper_performance + kill-switch checks; hourly
+schedule, retrain schedule) -> alerts (on-call sensors).
 
 The market-store URL comes from the environment only: `TRADER_DB_URL` through `dg.EnvVar` when it is set
 (the CLI sets it for the code server it starts), else TRADER_DB_PATH / $TRADER_DATA_DIR/trading.db. It is
@@ -21,17 +23,30 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # one planned event per range
 
-from cryptoalgo_assets.defs import data_qa, features, market_data, model, optimize, robustness  # noqa: E402
+from cryptoalgo_assets.defs import (  # noqa: E402
+    alerts,
+    data_qa,
+    features,
+    live,
+    market_data,
+    model,
+    optimize,
+    promotion,
+    robustness,
+)
 from resources.dagster_resources import (  # noqa: E402
+    AlertingResource,
     ArtifactsResource,
     MarketSourceResource,
     MarketStoreResource,
+    ModelRegistryResource,
     OptimizeResource,
     ProjectConfigResource,
     ResearchResource,
+    default_alerting,
 )
 
-STAGES = (market_data, features, data_qa, model, optimize, robustness)
+STAGES = (market_data, features, data_qa, model, optimize, robustness, promotion, live, alerts)
 MARKET_JOB = market_data.MARKET_JOB
 MARKET_OI_JOB = market_data.MARKET_OI_JOB
 RESEARCH_JOB = data_qa.RESEARCH_JOB
@@ -41,6 +56,9 @@ OPTIMIZE_CELERY_JOB = optimize.OPTIMIZE_CELERY_JOB
 VALIDATE_JOB = robustness.VALIDATE_JOB
 PORTFOLIO_JOB = robustness.PORTFOLIO_JOB
 CHECKLIST_JOB = robustness.CHECKLIST_JOB
+STAGE_JOB = promotion.STAGE_JOB
+PROMOTE_JOB = promotion.PROMOTE_JOB
+LIVE_JOB = live.LIVE_JOB
 
 
 def default_market_store() -> MarketStoreResource:
@@ -56,6 +74,8 @@ def build_definitions(
     artifacts: ArtifactsResource | None = None,
     research: ResearchResource | None = None,
     optimize_settings: OptimizeResource | None = None,
+    model_registry: ModelRegistryResource | None = None,
+    alerting: AlertingResource | None = None,
 ) -> dg.Definitions:
     resources = dg.Definitions(resources={
         "market_store": market_store or default_market_store(),
@@ -64,6 +84,8 @@ def build_definitions(
         "artifacts": artifacts or ArtifactsResource(),
         "research": research or ResearchResource(),
         "optimize": optimize_settings or OptimizeResource(),
+        "model_registry": model_registry or ModelRegistryResource(),
+        "alerting": alerting or default_alerting(),
     })
     return dg.Definitions.merge(*(s.defs for s in STAGES), resources)
 

@@ -190,3 +190,57 @@ class OptimizeResource(dg.ConfigurableResource):
 
     def storage_target(self, runs_dir: Any) -> str:
         return self.storage or os.environ.get("CRYPTOALGO_OPTUNA_STORAGE", "") or str(runs_dir / "optuna.journal")
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """The model registry (resources/registry.py): files under `root` (empty -> <data dir>/models) and its
+    tables in the market store's database."""
+
+    root: str = ""
+
+    def registry(self, engine: Any, data_dir: str | Path | None = None) -> Any:
+        from resources.artifacts import ArtifactStore
+        from resources.registry import FileTableRegistry
+
+        root = Path(self.root) if self.root else ArtifactStore(str(data_dir) if data_dir else None).path("models")
+        return FileTableRegistry(root, engine)
+
+
+class AlertingResource(dg.ConfigurableResource):
+    """On-call alert delivery (resources/alerting.py). Every alert goes to the local alert log (`log_path`,
+    empty -> <data dir>/alerts.jsonl) and stdout; the targets come from the environment only, through
+    dg.EnvVar (CRYPTOALGO_ALERT_WEBHOOK_URL, CRYPTOALGO_ALERT_SLACK_WEBHOOK_URL,
+    CRYPTOALGO_ALERT_PAGERDUTY_ROUTING_KEY [+ CRYPTOALGO_ALERT_PAGERDUTY_URL]): never run config, logs or metadata."""
+
+    webhook_url: str = ""
+    slack_webhook_url: str = ""
+    pagerduty_routing_key: str = ""
+    pagerduty_url: str = ""
+    log_path: str = ""
+    timeout_s: float = 5.0
+    attempts: int = 3
+
+    def sender(self, engine: Any, data_dir: str | Path | None = None, echo: Any = print) -> Any:
+        from resources.alerting import AlertSender, targets_from_env
+        from resources.artifacts import ArtifactStore
+
+        targets = targets_from_env({
+            "CRYPTOALGO_ALERT_WEBHOOK_URL": self.webhook_url,
+            "CRYPTOALGO_ALERT_SLACK_WEBHOOK_URL": self.slack_webhook_url,
+            "CRYPTOALGO_ALERT_PAGERDUTY_ROUTING_KEY": self.pagerduty_routing_key,
+            "CRYPTOALGO_ALERT_PAGERDUTY_URL": self.pagerduty_url,
+        })
+        log = Path(self.log_path) if self.log_path else ArtifactStore(str(data_dir) if data_dir else None).path(
+            "alerts.jsonl")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return AlertSender(engine, targets, log, echo=echo, timeout_s=self.timeout_s, attempts=self.attempts)
+
+
+ALERT_ENV = {"webhook_url": "CRYPTOALGO_ALERT_WEBHOOK_URL", "slack_webhook_url": "CRYPTOALGO_ALERT_SLACK_WEBHOOK_URL",
+             "pagerduty_routing_key": "CRYPTOALGO_ALERT_PAGERDUTY_ROUTING_KEY",
+             "pagerduty_url": "CRYPTOALGO_ALERT_PAGERDUTY_URL"}
+
+
+def default_alerting() -> AlertingResource:
+    """The alerting resource with each target that is set in the environment wired through dg.EnvVar."""
+    return AlertingResource(**{k: dg.EnvVar(v) for k, v in ALERT_ENV.items() if os.environ.get(v)})

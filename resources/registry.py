@@ -208,6 +208,22 @@ class FileTableRegistry(ModelRegistry):
         cur = self._pointer(coin)
         return None if cur is None else self._verified(self._dir("production", coin) / cur)
 
+    def production_files(self, coin: str) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        """The production version's manifest and files, verified against the manifest, or None."""
+        cur = self._pointer(coin)
+        if cur is None:
+            return None
+        d = self._dir("production", coin) / cur
+        man = self._verified(d)
+        return man, {n: (d / n).read_bytes() for n in man["files"]}
+
+    def staged_manifest(self, coin: str, version: str) -> dict[str, Any]:
+        return self._verified(self._dir("staging", coin) / version)
+
+    def promoted(self, coin: str) -> set[str]:
+        """Versions that were ever production (a rolled-back version is not promoted again by the sensor)."""
+        return {h["to_version"] for h in self.history(coin)}
+
     def history(self, coin: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(promotions_t).where(promotions_t.c.coin == coin)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from cryptoalgo_core.config.io import build_dataclass, config_dir, read_yaml
 
-__all__ = ["DataQaGates", "Gates", "MarketDataGates", "PortfolioGates", "RobustnessGates", "load_gates"]
+__all__ = ["DataQaGates", "Gates", "KillSwitchGates", "LiveGates", "MarketDataGates", "PortfolioGates",
+           "RobustnessGates", "load_gates"]
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,68 @@ class PortfolioGates:
 
 
 @dataclass(frozen=True)
+class KillSwitchGates:
+    """The kill switches on ``paper_performance`` (:mod:`cryptoalgo_core.live.switches`). A switch fails past its
+    limit (the coin HALTS) and warns inside ``warn_fraction`` of it (the coin is REDUCING: new positions at
+    ``reducing_scale``): upper limits warn above ``warn_fraction * limit``, lower limits below ``limit /
+    warn_fraction``. Each switch needs enough evidence before it judges (``min_*``)."""
+
+    max_daily_drawdown: float = 0.05  # worst peak-to-trough of the paper equity inside one UTC day
+    min_win_rate: float = 0.25  # of the last win_window_trades closed trades ...
+    win_window_trades: int = 20
+    min_trades: int = 10  # ... judged from this many closed trades (also for fee/edge)
+    max_brier_increase: float = 0.05  # live direction Brier score minus the validation's
+    min_calibration_rows: int = 50  # resolved (barrier-touched) live predictions
+    max_fee_edge_expansion: float = 2.0  # live fee/edge ratio over the validation's
+    max_replay_mismatches: int = 0  # paper trades that differ from the backtest replay of the window
+    max_replay_pnl_bps: float = 1.0  # |paper - replay| return of the window, bps
+    warn_fraction: float = 0.8
+    reducing_scale: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("max_daily_drawdown", "min_win_rate", "warn_fraction", "reducing_scale"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1]")
+        for name in ("win_window_trades", "min_trades", "min_calibration_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.min_trades > self.win_window_trades:
+            raise ValueError("min_trades must be <= win_window_trades")
+        if self.max_brier_increase <= 0 or self.max_fee_edge_expansion <= 0 or self.max_replay_pnl_bps < 0:
+            raise ValueError("max_brier_increase and max_fee_edge_expansion must be > 0, max_replay_pnl_bps >= 0")
+        if self.max_replay_mismatches < 0:
+            raise ValueError("max_replay_mismatches must be >= 0")
+
+
+@dataclass(frozen=True)
+class LiveGates:
+    """Paper trading (``signals``, ``paper_book``, ``paper_performance``): the position scale per readiness tier
+    (times the profile's ``position_scale``), the trailing history the live features are built from
+    (``history_days``; >= 10x the longest feature warm-up, so EMA start-up effects are below float precision),
+    how many missed hours one tick catches up (``max_catchup_hours``; older ones are logged as missed, never
+    traded late), the retrain cadence (a retrain runs only while every switch is ``ok``) and the kill switches."""
+
+    tier_scale: dict[str, float] = field(default_factory=lambda: {"PILOT": 0.25, "FULL": 0.5})
+    history_days: int = 180
+    max_catchup_hours: int = 72
+    retrain_days: int = 30
+    kill_switches: KillSwitchGates = field(default_factory=KillSwitchGates)
+
+    def __post_init__(self) -> None:
+        for tier, v in self.tier_scale.items():
+            if tier not in ("PILOT", "FULL") or not 0 < v <= 1:
+                raise ValueError(f"tier_scale: {tier}={v}: tiers PILOT/FULL only, scale in (0, 1]")
+        if self.history_days < 30 or self.max_catchup_hours < 1 or self.retrain_days < 1:
+            raise ValueError("history_days must be >= 30, max_catchup_hours and retrain_days >= 1")
+
+
+@dataclass(frozen=True)
 class Gates:
     market_data: MarketDataGates = field(default_factory=MarketDataGates)
     data_qa: DataQaGates = field(default_factory=DataQaGates)
     robustness: RobustnessGates = field(default_factory=RobustnessGates)
     portfolio: PortfolioGates = field(default_factory=PortfolioGates)
+    live: LiveGates = field(default_factory=LiveGates)
 
 
 def load_gates(path: Path | None = None) -> Gates:

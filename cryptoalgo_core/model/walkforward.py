@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,24 @@ class _Calibrator:
         if self.kind == "sigmoid":
             return np.asarray(self.lr.predict_proba(_logit(raw)[:, None])[:, 1], dtype=float)
         return raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted map as plain numbers (:func:`apply_calibration` applies it)."""
+        if self.kind == "isotonic":
+            return {"kind": "isotonic", "x": self.iso.X_thresholds_.tolist(), "y": self.iso.y_thresholds_.tolist()}
+        if self.kind == "sigmoid":
+            return {"kind": "sigmoid", "coef": float(self.lr.coef_[0, 0]), "intercept": float(self.lr.intercept_[0])}
+        return {"kind": "identity"}
+
+
+def apply_calibration(cal: dict[str, Any], raw: np.ndarray) -> np.ndarray:
+    """A calibration map exported by :meth:`_Calibrator.to_dict`, applied to raw scores (the same numbers)."""
+    if cal["kind"] == "isotonic":
+        x, y = np.asarray(cal["x"], float), np.asarray(cal["y"], float)
+        return np.asarray(np.interp(np.clip(raw, x[0], x[-1]), x, y), dtype=float)
+    if cal["kind"] == "sigmoid":
+        return np.asarray(1.0 / (1.0 + np.exp(-(cal["coef"] * _logit(raw) + cal["intercept"]))), dtype=float)
+    return np.asarray(raw, dtype=float)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -233,6 +252,29 @@ def directional_auc(label: np.ndarray, spread: np.ndarray) -> float:
     return _auc((label[m] == 1.0).astype(float), spread[m])
 
 
+def fit_calibrated(
+    X: np.ndarray,
+    fit: np.ndarray,
+    cal: np.ndarray,
+    positive: np.ndarray,
+    calibration: str,
+    params: ModelParams,
+    full: np.ndarray | None = None,
+) -> tuple[Any, _Calibrator | None, float]:
+    """Fit on `fit` rows, learn the calibration map on `cal` rows (held out), then (when `full` is given and
+    holds both classes) refit on the `full` rows -> (classifier, calibrator, constant). When the fit rows hold
+    one class there is no classifier: (None, None, the fit rows' positive rate) -- a constant prediction."""
+    y_fit = positive[fit].astype(int)
+    if len(y_fit) == 0 or len(np.unique(y_fit)) < 2:
+        return None, None, float(y_fit.mean()) if len(y_fit) else 0.5
+    clf = _fit(X[fit], y_fit, params)
+    raw_cal = clf.predict_proba(X[cal])[:, 1] if cal.any() else np.array([])
+    calib = _Calibrator(calibration, raw_cal, positive[cal].astype(int))
+    if full is not None and len(np.unique(positive[full].astype(int))) == 2:
+        clf = _fit(X[full], positive[full].astype(int), params)
+    return clf, calib, float("nan")
+
+
 def _model(
     X: np.ndarray,
     fit: np.ndarray,
@@ -243,18 +285,11 @@ def _model(
     params: ModelParams,
     full: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str, pd.Series | None]:
-    """Fit on `fit` rows, learn the calibration map on `cal` rows (held out), then (when `full` is given and
-    holds both classes) refit on the `full` rows; predict `test` rows -> columns (calibrated, raw).
-    Constant fallback when the fit rows hold one class."""
-    y_fit = positive[fit].astype(int)
-    if len(y_fit) == 0 or len(np.unique(y_fit)) < 2:
-        base = float(y_fit.mean()) if len(y_fit) else 0.5
+    """:func:`fit_calibrated`, then predict `test` rows -> columns (calibrated, raw), the calibration kind and
+    the classifier's gain per feature."""
+    clf, calib, base = fit_calibrated(X, fit, cal, positive, calibration, params, full)
+    if clf is None or calib is None:
         return np.full((int(test.sum()), 2), base), "constant", None
-    clf = _fit(X[fit], y_fit, params)
-    raw_cal = clf.predict_proba(X[cal])[:, 1] if cal.any() else np.array([])
-    calib = _Calibrator(calibration, raw_cal, positive[cal].astype(int))
-    if full is not None and len(np.unique(positive[full].astype(int))) == 2:
-        clf = _fit(X[full], positive[full].astype(int), params)
     raw_test = clf.predict_proba(X[test])[:, 1]
     gain = pd.Series(clf.get_booster().get_score(importance_type="gain"))
     return np.column_stack([calib(raw_test), raw_test]), calib.kind, gain

@@ -1,0 +1,90 @@
+"""On-call alerts: sensors that watch failed ERROR asset checks (kill switches, QA, gates) and failed runs and
+send through the alerting resource (resources/alerting.py) -- one alert per transition to failing, a resolve
+when the check passes again (or the job succeeds again for the same partition). Delivery failures never fail
+a sensor: the alert stays in the outbox and is retried on the next evaluation.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+
+from resources.dagster_resources import AlertingResource, ArtifactsResource, MarketStoreResource
+
+BATCH = 500
+
+
+def check_alert(ev: Any, run_id: str) -> tuple[Any, bool] | None:
+    """(Alert, failing) for one check evaluation; None when it cannot page (a WARN failure)."""
+    from resources.alerting import Alert
+
+    asset, part = ev.asset_key.to_user_string(), ev.partition or "-"
+    failing = not ev.passed
+    if failing and ev.severity != dg.AssetCheckSeverity.ERROR:
+        return None
+    kill = asset == "paper_performance"
+    summary = (f"{'KILL SWITCH ' if kill else ''}{asset} {ev.check_name} [{part}] "
+               f"{'failed' if failing else 'passes again'}: {(ev.description or '').strip()[:300]}")
+    details = {"asset": asset, "check": ev.check_name, "partition": part, "run_id": run_id}
+    return Alert(f"check:{asset}:{ev.check_name}:{part}", summary, "critical" if kill else "error",
+                 details=details), failing
+
+
+def process_check_events(instance: dg.DagsterInstance, sender: Any, cursor: int) -> tuple[int, int]:
+    """Feed the check evaluations after ``cursor`` (event storage id) to ``sender``; (new cursor, alerts sent)."""
+    recs = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=cursor),
+        limit=BATCH, ascending=True)
+    n = 0
+    for r in recs:
+        cursor = max(cursor, int(r.storage_id))
+        ev = r.event_log_entry.dagster_event
+        if ev is None:
+            continue
+        got = check_alert(ev.asset_check_evaluation_data, r.event_log_entry.run_id)
+        if got is not None and sender.update(*got) != "unchanged":
+            n += 1
+    return cursor, n
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Pages on-call when an ERROR check fails (kill switches, QA, gates); resolves when it passes.")
+def oncall_check_alerts(context: dg.SensorEvaluationContext, market_store: MarketStoreResource,
+                        alerting: AlertingResource, artifacts: ArtifactsResource) -> dg.SkipReason:
+    sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
+    cursor, n = process_check_events(context.instance, sender, int(context.cursor or 0))
+    pending = sender.flush()["pending"]
+    context.update_cursor(str(cursor))
+    return dg.SkipReason(f"{n} alert transition(s); {pending} delivery(ies) pending retry")
+
+
+def _run_alert(run: Any, failing: bool, message: str = "") -> Any:
+    from resources.alerting import Alert
+
+    part = run.tags.get("dagster/partition", "-")
+    summary = (f"run of {run.job_name} [{part}] {'failed' if failing else 'succeeded again'}"
+               + (f": {message.strip().splitlines()[0][:300]}" if failing and message.strip() else ""))
+    return Alert(f"run:{run.job_name}:{part}", summary, "error", details={"job": run.job_name, "partition": part,
+                                                                         "run_id": run.run_id})
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
+                       description="Pages on-call when a run fails.")
+def oncall_run_failures(context: dg.RunFailureSensorContext, market_store: MarketStoreResource,
+                        alerting: AlertingResource, artifacts: ArtifactsResource) -> None:
+    sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
+    msg = context.failure_event.message or ""
+    sender.update(_run_alert(context.dagster_run, True, msg), True)
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Resolves a run-failure alert when the job succeeds again for the same partition.")
+def oncall_run_recoveries(context: dg.RunStatusSensorContext, market_store: MarketStoreResource,
+                          alerting: AlertingResource, artifacts: ArtifactsResource) -> None:
+    sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
+    sender.update(_run_alert(context.dagster_run, False), False)
+
+
+defs = dg.Definitions(sensors=[oncall_check_alerts, oncall_run_failures, oncall_run_recoveries])
+
+__all__ = ["check_alert", "defs", "process_check_events"]

@@ -1,0 +1,305 @@
+"""Live / paper stage: `signals` -> `paper_book` -> `paper_performance` per coin (production models only),
+the kill-switch asset checks on `paper_performance`, the hourly live schedule and the retrain schedule.
+
+Paper only: nothing here places an order anywhere. State lives in the market store's database
+(resources/paper.py); files under data/paper/<COIN>/ (performance.json, reconcile.json).
+A tick at T: `signals` refreshes the newest bars of the panel coins from the source, builds the features on
+the trailing history, decides the bars that closed since the last decision and records T; `paper_book`
+replays the segment through the backtest engine and records the fills; `paper_performance` measures the book,
+replays the window through the backtester, evaluates the kill switches and moves the coin's state.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+
+from cryptoalgo_assets.checks import to_result
+from cryptoalgo_assets.defs.features import COINS, load_panel
+from cryptoalgo_assets.defs.promotion import STAGE_JOB, production_model
+from cryptoalgo_core.checks import CheckOutcome, Severity
+from cryptoalgo_core.errors import ConfigError
+from cryptoalgo_core.live.switches import SWITCHES
+from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso
+from resources.dagster_resources import (
+    ArtifactsResource,
+    MarketSourceResource,
+    MarketStoreResource,
+    ModelRegistryResource,
+    ProjectConfigResource,
+)
+
+LIVE_JOB = "live_job"
+SCALE = {"ACTIVE": 1.0, "HALTED": 0.0}
+
+
+class LiveConfig(dg.Config):
+    at: str = ""  # the tick time, UTC ISO (floored to the hour); empty = the source's clock
+
+
+def load_live(reg: Any, coin: str, gates: Any) -> Any:
+    """The coin's production version as a LiveCoin, or a Failure when it has none."""
+    import json
+
+    from cryptoalgo_core.features.plan import FeaturePlan
+    from cryptoalgo_core.live.model import ProductionModel, spec_from_dict
+    from cryptoalgo_core.live.tick import LiveCoin
+
+    got = reg.production_files(coin)
+    if got is None:
+        raise dg.Failure(f"{coin}: no production model; nothing is paper-traded until one is promoted")
+    man, files = got
+    tier = str(man.get("tier"))
+    if tier not in gates.tier_scale:
+        raise dg.Failure(f"{coin}: production tier {tier} has no paper scale in gates.yaml live.tier_scale")
+    return LiveCoin(coin, man["version"], ProductionModel.from_files(files),
+                    spec_from_dict(json.loads(files["profile.json"])),
+                    FeaturePlan.from_dict(json.loads(files["plan.json"])), tier, float(gates.tier_scale[tier]),
+                    dict(man.get("metrics") or {}))
+
+
+def _tick_ms(config: LiveConfig, sources: Any) -> int:
+    from cryptoalgo_core.timeutil import floor_hour, parse_date_ms
+
+    try:
+        t = parse_date_ms(config.at) if config.at else sources.now_ms("ohlcv")
+    except ValueError as exc:
+        raise dg.Failure(f"live: bad tick time {config.at!r}: {exc}") from exc
+    return int(floor_hour(int(t)))
+
+
+def _refresh(store: Any, sources: Any, project: Any, coins: list[str], tick: int, log: Any) -> None:
+    """Fetch what the store misses of the panel coins' last three days (idempotent: only gaps are fetched)."""
+    from resources.ingest import ingest_dataset
+
+    specs, gates = project.coins(), project.gates().market_data
+    for c in coins:
+        for kind in ("ohlcv", "funding"):
+            rep = ingest_dataset(kind, specs[c], sources, store, tick - 3 * DAY_MS, tick, gates.funding_abs_max)
+            if rep.rows_written:
+                log.info(f"{c} {kind}: {rep.rows_written} new row(s)")
+
+
+@dg.asset(partitions_def=COINS, deps=[production_model], group_name="live", kinds={"xgboost"},
+          description="Hourly decisions of the production model: the newest closed bars (refreshed from the source), "
+                      "features on the trailing history, the backtest's entry rule and sizing at the tier's paper "
+                      "scale; an append-only log (a bar is decided once).")
+def signals(
+    context: dg.AssetExecutionContext,
+    config: LiveConfig,
+    market_store: MarketStoreResource,
+    market_source: MarketSourceResource,
+    project: ProjectConfigResource,
+    model_registry: ModelRegistryResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    from cryptoalgo_core.live.tick import decisions
+    from resources.paper import PaperStore
+
+    coin, store = context.partition_key, market_store.store()
+    gates = project.gates().live
+    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, gates)
+    try:
+        sources = market_source.source_set(project.sources())
+    except ConfigError as exc:
+        raise dg.Failure(str(exc)) from exc
+    tick = _tick_ms(config, sources)
+    first = live.trained_end
+    if tick <= first:
+        raise dg.Failure(f"{coin}: tick {ms_to_iso(tick)} is inside the data production model {live.version} was "
+                         f"trained on (to {ms_to_iso(first)}); paper trading starts after it")
+    paper = PaperStore(store.engine)
+    st = paper.state(coin)
+    if st is None or st["model_version"] != live.version:
+        seg = max(first, tick - HOUR_MS)
+        st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})",
+                         "live")
+        context.log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version}")
+    _refresh(store, sources, project, list(live.plan.panel_coins), tick, context.log)
+    scale = SCALE.get(st["state"], gates.kill_switches.reducing_scale)
+    panel = load_panel(store, list(live.plan.panel_coins), (tick - gates.history_days * DAY_MS, tick + 1))
+    rows = decisions(live, panel, tick, int(st["segment"]), paper.last_signal_ts(coin), scale, st["state"],
+                     gates.max_catchup_hours)
+    added = paper.add_signals(coin, rows, live.version, tick)
+    paper.record_tick_time(coin, tick)
+    last = rows.iloc[-1] if len(rows) else None
+    if last is not None and str(last["note"]):
+        context.log.warning(f"{coin}: bar {ms_to_iso(int(last['ts']))}: {last['note']}")
+    return dg.MaterializeResult(metadata={
+        "tick": ms_to_iso(tick), "decided": int(added), "state": st["state"], "scale": float(scale),
+        "model_version": live.version, "tier": live.tier, "paper_scale": float(live.tier_scale),
+        "last_bar": ms_to_iso(int(last["ts"])) if last is not None else "-",
+        "last_signal": int(last["signal"]) if last is not None else 0,
+        "last_p_dir": float(last["p_dir"]) if last is not None else float("nan")})
+
+
+def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any]) -> tuple[Any, Any, int]:
+    from cryptoalgo_core.live.book import paper_book
+
+    seg, tick = int(st["segment"]), int(st["last_tick_ms"])
+    logged = paper.signals(coin, since=seg)
+    book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick), logged,
+                      live.paper, seg, tick, st["halted_at"])
+    return book, logged, tick
+
+
+def _state(paper: Any, coin: str) -> dict[str, Any]:
+    st = paper.state(coin)
+    if st is None or st.get("last_tick_ms") is None:
+        raise dg.Failure(f"{coin}: no live tick yet; materialize signals first")
+    return st
+
+
+@dg.asset(partitions_def=COINS, deps=[signals], group_name="live", kinds={"numba"},
+          description="Paper fills of the segment: the logged signals through the backtest engine (fills at the next "
+                      "bar's open, the backtest's fees, slippage, funding and fill rules); a halt closes the open "
+                      "position at the next bar. Closed fills are final; a re-run never fills twice.")
+def paper_book(
+    context: dg.AssetExecutionContext,
+    market_store: MarketStoreResource,
+    project: ProjectConfigResource,
+    model_registry: ModelRegistryResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    from resources.paper import PaperStore
+
+    coin, store = context.partition_key, market_store.store()
+    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, project.gates().live)
+    paper = PaperStore(store.engine)
+    st = _state(paper, coin)
+    book, _logged, tick = _book(coin, store, paper, live, st)
+    added = paper.write_fills(coin, int(st["segment"]), book.trades, book.position)
+    pos = book.position
+    return dg.MaterializeResult(metadata={
+        "tick": ms_to_iso(tick), "closed_trades": int(len(book.trades)), "new_fills": int(added),
+        "position": "flat" if pos is None else f"{pos['status']} {'long' if pos['side'] > 0 else 'short'} "
+                                              f"{pos['size']:.3f} @ {pos['entry_price']:.6g}",
+        "equity": float(book.equity["equity"].iloc[-1]) if len(book.equity) else 1.0, "state": st["state"]})
+
+
+def switch_specs() -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset="paper_performance", partitions_def=COINS, blocking=False,
+                              description=f"Kill switch {name} (gates.yaml live.kill_switches): a failure HALTS the "
+                                          f"coin's paper trading until `cryptoalgo enable`.")
+            for name in SWITCHES]
+
+
+@dg.asset(partitions_def=COINS, deps=[paper_book], group_name="live", kinds={"json"}, check_specs=switch_specs(),
+          description="Paper P&L, drawdowns, win rate, calibration and fee/edge vs validation, and the paper window "
+                      "replayed through the backtester (trades and P&L compared); the kill switches move the coin "
+                      "to ACTIVE, REDUCING or HALTED.")
+def paper_performance(
+    context: dg.AssetExecutionContext,
+    market_store: MarketStoreResource,
+    project: ProjectConfigResource,
+    model_registry: ModelRegistryResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    from cryptoalgo_core.live.tick import evaluate_tick
+    from resources.paper import PaperStore
+
+    coin, store = context.partition_key, market_store.store()
+    gates = project.gates().live
+    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, gates)
+    paper = PaperStore(store.engine)
+    st = _state(paper, coin)
+    book, logged, tick = _book(coin, store, paper, live, st)
+    seg = int(st["segment"])
+    panel = load_panel(store, list(live.plan.panel_coins), (seg - 2 * gates.history_days * DAY_MS, tick + 1))
+    res = evaluate_tick(live, book, panel, logged, tick, seg, st["state"], st["halted_at"], gates)
+    if res.state != st["state"]:
+        paper.set_state(coin, res.state, res.reason, "kill_switch", halted_at=tick if res.state == "HALTED" else None)
+        (context.log.error if res.state == "HALTED" else context.log.warning)(f"{coin}: {res.state}: {res.reason}")
+    summary = {k: v for k, v in res.perf.items() if k not in ("daily", "position")}
+    summary["switches"] = [r.as_dict() for r in res.switches]
+    paper.record_tick(coin, tick, res.state, float(res.perf["equity"]), summary)
+    art = artifacts.store()
+    art.write_json({"coin": coin, "tick": ms_to_iso(tick), "state": res.state, "reason": res.reason,
+                    **res.perf, "switches": summary["switches"]}, "paper", coin, "performance.json")
+    if res.recon is not None:
+        art.write_json(res.recon, "paper", coin, "reconcile.json")
+    checks = [to_result(CheckOutcome(r.name, r.status != "fail", Severity.ERROR, f"{coin}: {r.status}: {r.detail}",
+                                     {"status": r.status, "value": r.value if r.value is not None else float("nan"),
+                                      "limit": r.limit})) for r in res.switches]
+    p = res.perf
+    return dg.MaterializeResult(metadata={
+        "tick": ms_to_iso(tick), "state": res.state, "reason": res.reason, "equity": float(p["equity"]),
+        "trades": int(p["trades"]), "max_daily_drawdown": float(p["max_daily_drawdown"]),
+        "win_rate_recent": float(p["win_rate_recent"]), "brier_live": float(p["brier_live"]),
+        "replay_matched": f"{res.recon['matched']}/{res.recon['paper_trades']}" if res.recon else "-",
+        "switches": dg.MetadataValue.md("| switch | status | value | limit |\n|---|---|---|---|\n" + "\n".join(
+            f"| {r.name} | {r.status} | {'-' if r.value is None else f'{r.value:.4g}'} | {r.limit} |"
+            for r in res.switches))}, check_results=checks)
+
+
+live_job = dg.define_asset_job(LIVE_JOB, selection=dg.AssetSelection.assets(signals, paper_book, paper_performance),
+                               executor_def=dg.in_process_executor,
+                               description="One hourly paper-trading tick of a coin (signals, book, performance).")
+
+
+def _production_coins(model_registry: Any, market_store: Any, artifacts: Any, coins: list[str]) -> list[str]:
+    reg = model_registry.registry(market_store.store().engine, artifacts.data_dir or None)
+    return [c for c in coins if reg.production(c) is not None]
+
+
+def tick_run_config(at: str) -> dict[str, Any]:
+    return {"ops": {"signals": {"config": {"at": at}}}}
+
+
+@dg.schedule(job=live_job, cron_schedule="5 * * * *", execution_timezone="UTC",
+             description="Hourly paper-trading tick of every coin with a production model.")
+def live_schedule(context: dg.ScheduleEvaluationContext, market_store: MarketStoreResource,
+                  project: ProjectConfigResource, model_registry: ModelRegistryResource,
+                  artifacts: ArtifactsResource) -> list[dg.RunRequest]:
+    at = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:00:00")
+    return [dg.RunRequest(run_key=f"live-{c}-{at}", partition_key=c, run_config=tick_run_config(at))
+            for c in _production_coins(model_registry, market_store, artifacts, list(project.coins()))]
+
+
+def retrain_due(paper: Any, reg: Any, coin: str, retrain_days: int, now_ms: int) -> tuple[bool, str]:
+    """A retrain runs only while the coin trades ACTIVE with every kill switch ok, and its production version is
+    older than ``retrain_days``."""
+    import json
+
+    st, man = paper.state(coin), reg.production(coin)
+    if man is None or st is None:
+        return False, "not paper trading"
+    if st["state"] != "ACTIVE":
+        return False, f"state {st['state']}: paper metrics are not aligned with validation"
+    ticks = paper.ticks(coin)
+    if len(ticks) == 0:
+        return False, "no tick yet"
+    bad = [s["name"] for s in json.loads(ticks["summary"].iloc[-1])["switches"] if s["status"] not in ("ok",
+                                                                                                        "insufficient")]
+    if bad:
+        return False, f"switches not ok: {', '.join(bad)}"
+    age = (now_ms - int(man["created_ms"])) / DAY_MS
+    return (age >= retrain_days, f"production version is {age:.1f} days old (cadence {retrain_days} d)")
+
+
+@dg.schedule(job_name=STAGE_JOB, cron_schedule="30 2 * * *", execution_timezone="UTC",
+             description="Retrain cadence: re-stages a production coin's model on the newest data, only while its "
+                         "paper metrics stay aligned with validation (ACTIVE, every switch ok).")
+def retrain_schedule(context: dg.ScheduleEvaluationContext, market_store: MarketStoreResource,
+                     project: ProjectConfigResource, model_registry: ModelRegistryResource,
+                     artifacts: ArtifactsResource) -> list[dg.RunRequest]:
+    from resources.paper import PaperStore
+
+    store = market_store.store()
+    reg = model_registry.registry(store.engine, artifacts.data_dir or None)
+    paper = PaperStore(store.engine)
+    now = int(context.scheduled_execution_time.timestamp() * 1000)
+    out = []
+    for c in list(project.coins()):
+        due, why = retrain_due(paper, reg, c, project.gates().live.retrain_days, now)
+        context.log.info(f"{c}: retrain {'due' if due else 'skipped'}: {why}")
+        if due:
+            out.append(dg.RunRequest(run_key=f"retrain-{c}-{now}", partition_key=c,
+                                     run_config={"ops": {"staged_model": {"config": {"retrain": True}}}}))
+    return out
+
+
+defs = dg.Definitions(assets=[signals, paper_book, paper_performance], jobs=[live_job],
+                      schedules=[live_schedule, retrain_schedule])
+
+__all__ = ["LIVE_JOB", "defs", "load_live", "retrain_due", "tick_run_config"]
