@@ -49,8 +49,8 @@ class Head:
             clf = XGBClassifier()
             clf.load_model(bytearray(self.booster))
             self._clf = clf
-        raw = np.asarray(self._clf.predict_proba(X)[:, 1], dtype=float)
-        return apply_calibration(self.calibration, raw), raw
+        raw = self._clf.predict_proba(X)[:, 1]  # float32, as in the walk-forward
+        return apply_calibration(self.calibration, raw), np.asarray(raw, dtype=float)
 
 
 def _head(clf: Any, calib: Any, constant: float) -> Head:

@@ -129,19 +129,30 @@ class _Calibrator:
     def to_dict(self) -> dict[str, Any]:
         """The fitted map as plain numbers (:func:`apply_calibration` applies it)."""
         if self.kind == "isotonic":
-            return {"kind": "isotonic", "x": self.iso.X_thresholds_.tolist(), "y": self.iso.y_thresholds_.tolist()}
+            return {"kind": "isotonic", "x": self.iso.X_thresholds_.tolist(), "y": self.iso.y_thresholds_.tolist(),
+                    "x_min": float(self.iso.X_min_), "x_max": float(self.iso.X_max_),
+                    "dtype": str(self.iso.X_thresholds_.dtype)}
         if self.kind == "sigmoid":
-            return {"kind": "sigmoid", "coef": float(self.lr.coef_[0, 0]), "intercept": float(self.lr.intercept_[0])}
+            return {"kind": "sigmoid", "coef": float(self.lr.coef_[0, 0]), "intercept": float(self.lr.intercept_[0]),
+                    "dtype": str(self.lr.coef_.dtype)}
         return {"kind": "identity"}
 
 
 def apply_calibration(cal: dict[str, Any], raw: np.ndarray) -> np.ndarray:
-    """A calibration map exported by :meth:`_Calibrator.to_dict`, applied to raw scores (the same numbers)."""
+    """A calibration map exported by :meth:`_Calibrator.to_dict`, applied to raw scores: bit for bit the fitted
+    scikit-learn map (the same interpolation and arithmetic, in the dtype the map was fitted in)."""
+    from scipy.interpolate import interp1d
+    from scipy.special import expit
+
     if cal["kind"] == "isotonic":
-        x, y = np.asarray(cal["x"], float), np.asarray(cal["y"], float)
-        return np.asarray(np.interp(np.clip(raw, x[0], x[-1]), x, y), dtype=float)
+        dt = np.dtype(cal.get("dtype", "float64"))
+        x, y = np.asarray(cal["x"], dt), np.asarray(cal["y"], dt)
+        t = np.clip(np.asarray(raw, dt), dt.type(cal["x_min"]), dt.type(cal["x_max"]))
+        return np.asarray(interp1d(x, y, kind="linear", bounds_error=False)(t).astype(dt), dtype=float)
     if cal["kind"] == "sigmoid":
-        return np.asarray(1.0 / (1.0 + np.exp(-(cal["coef"] * _logit(raw) + cal["intercept"]))), dtype=float)
+        dt = np.dtype(cal.get("dtype", "float64"))
+        z = _logit(np.asarray(raw, dt)) * dt.type(cal["coef"]) + dt.type(cal["intercept"])
+        return np.asarray(expit(z), dtype=float)
     return np.asarray(raw, dtype=float)
 
 
