@@ -5,8 +5,9 @@ Every write is one transaction and idempotent:
 - ``paper_signals`` is append-only, keyed (coin, ts): a bar decided once is never decided again, so a re-run
   (or a run killed mid-tick and restarted) cannot change or double a decision.
 - ``paper_fills`` is keyed (coin, segment, entry_ts): the book recomputes its trades each tick and writes them
-  here; a closed fill is final (a recomputation that disagrees raises :class:`PaperStateError` instead of
-  rewriting history), an open one is updated in place until it closes.
+  here; a closed fill is final -- a recomputation that disagrees (the stored bars or a funding print changed
+  after the fill) is reported, never rewritten into history -- and an open one is updated in place until it
+  closes.
 - ``paper_state`` holds one row per coin (ACTIVE / REDUCING / HALTED, the segment start, the model version);
   ``paper_events`` records every change with its reason and actor.
 """
@@ -162,9 +163,11 @@ class PaperStore:
         return len(new)
 
     # ------------------------------------------------------------------------------------------- fills
-    def write_fills(self, coin: str, segment: int, trades: pd.DataFrame, position: dict[str, Any] | None) -> int:
-        """Record the book: closed trades (final once written) and the open position; returns new closed fills."""
-        added = 0
+    def write_fills(self, coin: str, segment: int, trades: pd.DataFrame,
+                    position: dict[str, Any] | None) -> tuple[int, list[str]]:
+        """Record the book: closed trades (final once written) and the open position; (new closed fills, the
+        closed fills the book now computes differently, explained)."""
+        added, restated = 0, []
         with self.engine.begin() as c:
             have = {int(r["entry_ts"]): dict(r) for r in c.execute(sa.select(fills_t).where(
                 fills_t.c.coin == coin, fills_t.c.segment == segment)).mappings()}
@@ -185,9 +188,10 @@ class PaperStore:
                 elif (old["exit_ts"], old["exit_reason"], old["side"]) != (vals["exit_ts"], vals["exit_reason"],
                                                                            vals["side"]) or not math.isclose(
                         old["net"], vals["net"], rel_tol=0, abs_tol=1e-12):
-                    raise PaperStateError(f"{coin}: the book recomputed the closed fill entered at {rec['entry_ts']} "
-                                          f"differently ({old['exit_reason']} -> {vals['exit_reason']}); the stored "
-                                          f"bars changed under the paper book")
+                    restated.append(f"the closed fill entered at {rec['entry_ts']} recomputes differently "
+                                    f"({old['exit_reason']} {old['net']:.6f} -> {vals['exit_reason']} "
+                                    f"{vals['net']:.6f}): the stored bars or funding changed after the fill; the "
+                                    f"recorded fill stands")
             if position is not None:
                 vals = {"status": position["status"], "side": int(position["side"]), "size": float(position["size"]),
                         "entry_price": float(position["entry_price"]), "exit_ts": None, "exit_price": None,
@@ -199,7 +203,7 @@ class PaperStore:
                 elif old["status"] != "closed":
                     c.execute(fills_t.update().where(fills_t.c.coin == coin, fills_t.c.segment == segment,
                                                      fills_t.c.entry_ts == int(position["entry_ts"])).values(**vals))
-        return added
+        return added, restated
 
     def fills(self, coin: str, segment: int | None = None, status: str | None = None) -> pd.DataFrame:
         q = sa.select(fills_t).where(fills_t.c.coin == coin).order_by(fills_t.c.segment, fills_t.c.entry_ts)

@@ -125,8 +125,11 @@ class FileTableRegistry(ModelRegistry):
     def stage(self, coin: str, cohort: str, verdict: str, files: dict[str, bytes], info: dict[str, Any]) -> str:
         if "manifest.json" in files or any("/" in n or n.startswith(".") for n in files):
             raise RegistryError("file names must be plain, not manifest.json")
-        now = int(time.time() * 1000)
-        version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now / 1000))}-{uuid.uuid4().hex[:8]}"
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(versions_t.c.created_ms)).where(versions_t.c.coin == coin)).scalar()
+        now = max(int(time.time() * 1000), int(last or 0) + 1)  # strictly increasing per coin: "newest" is defined
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1000))
+        version = f"{stamp}.{now % 1000:03d}-{uuid.uuid4().hex[:8]}"
         manifest = {"coin": coin, "version": version, "cohort": cohort, "verdict": verdict, "created_ms": now,
                     "files": {n: _sha(d) for n, d in sorted(files.items())}, **info}
         target = self._dir("staging", coin) / version
@@ -139,8 +142,13 @@ class FileTableRegistry(ModelRegistry):
         return version
 
     def staged(self, coin: str) -> list[str]:
+        """Staged versions, oldest first (by creation; a directory without its table row -- a crash between the
+        two writes of :meth:`stage` -- is not a version)."""
         d = self._dir("staging", coin)
-        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(versions_t.c.version).where(versions_t.c.coin == coin)
+                                .order_by(versions_t.c.created_ms)).scalars().all()
+        return [v for v in rows if (d / v).is_dir()]
 
     def _pointer(self, coin: str) -> str | None:
         p = self._dir("production", coin) / "CURRENT"

@@ -30,21 +30,30 @@ def check_alert(ev: Any, run_id: str) -> tuple[Any, bool] | None:
                  details=details), failing
 
 
-def process_check_events(instance: dg.DagsterInstance, sender: Any, cursor: int) -> tuple[int, int]:
-    """Feed the check evaluations after ``cursor`` (event storage id) to ``sender``; (new cursor, alerts sent)."""
-    recs = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=cursor),
-        limit=BATCH, ascending=True)
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def process_check_events(instance: dg.DagsterInstance, sender: Any, cursor: str | None) -> tuple[str, int]:
+    """Feed the check evaluations of the runs that finished after ``cursor`` (the last processed run's update
+    time) to ``sender``, run by run in finishing order; (new cursor, alert transitions). Works on every instance
+    storage (the default SQLite event log is sharded by run, so the cursor is a run time, not an event id)."""
+    import datetime as dt
+
+    t = float(cursor) if cursor else 0.0
+    recs = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=FINISHED, updated_after=dt.datetime.fromtimestamp(t, tz=dt.UTC)),
+        order_by="update_timestamp", ascending=True, limit=BATCH)
     n = 0
-    for r in recs:
-        cursor = max(cursor, int(r.storage_id))
-        ev = r.event_log_entry.dagster_event
-        if ev is None:
-            continue
-        got = check_alert(ev.asset_check_evaluation_data, r.event_log_entry.run_id)
-        if got is not None and sender.update(*got) != "unchanged":
-            n += 1
-    return cursor, n
+    for rr in recs:
+        run_id = rr.dagster_run.run_id
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            if entry.dagster_event is None:
+                continue
+            got = check_alert(entry.dagster_event.asset_check_evaluation_data, run_id)
+            if got is not None and sender.update(*got) != "unchanged":
+                n += 1
+        t = max(t, rr.update_timestamp.timestamp())
+    return repr(t), n
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -52,9 +61,9 @@ def process_check_events(instance: dg.DagsterInstance, sender: Any, cursor: int)
 def oncall_check_alerts(context: dg.SensorEvaluationContext, market_store: MarketStoreResource,
                         alerting: AlertingResource, artifacts: ArtifactsResource) -> dg.SkipReason:
     sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
-    cursor, n = process_check_events(context.instance, sender, int(context.cursor or 0))
+    cursor, n = process_check_events(context.instance, sender, context.cursor)
     pending = sender.flush()["pending"]
-    context.update_cursor(str(cursor))
+    context.update_cursor(cursor)
     return dg.SkipReason(f"{n} alert transition(s); {pending} delivery(ies) pending retry")
 
 

@@ -138,7 +138,8 @@ def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any]) -> t
 
     seg, tick = int(st["segment"]), int(st["last_tick_ms"])
     logged = paper.signals(coin, since=seg)
-    book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick), logged,
+    # funding settled at the tick itself is known at the tick (a close exit at the last bar pays it)
+    book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1), logged,
                       live.paper, seg, tick, st["halted_at"])
     return book, logged, tick
 
@@ -168,10 +169,13 @@ def paper_book(
     paper = PaperStore(store.engine)
     st = _state(paper, coin)
     book, _logged, tick = _book(coin, store, paper, live, st)
-    added = paper.write_fills(coin, int(st["segment"]), book.trades, book.position)
+    added, restated = paper.write_fills(coin, int(st["segment"]), book.trades, book.position)
+    for r in restated:
+        context.log.warning(f"{coin}: {r}")
     pos = book.position
     return dg.MaterializeResult(metadata={
         "tick": ms_to_iso(tick), "closed_trades": int(len(book.trades)), "new_fills": int(added),
+        "restated": len(restated),
         "position": "flat" if pos is None else f"{pos['status']} {'long' if pos['side'] > 0 else 'short'} "
                                               f"{pos['size']:.3f} @ {pos['entry_price']:.6g}",
         "equity": float(book.equity["equity"].iloc[-1]) if len(book.equity) else 1.0, "state": st["state"]})

@@ -104,13 +104,16 @@ def test_rerun_never_decides_or_fills_twice(world: PaperWorld, logged: pd.DataFr
                       store.last_signal_ts("ETH"), 1.0, "ACTIVE", 72)
     assert len(again) == 0
     book = _book(world, store.signals("ETH"))
-    n = store.write_fills("ETH", world.cut, book.trades, book.position)
-    assert n == len(book.trades) and store.write_fills("ETH", world.cut, book.trades, book.position) == 0
+    n, _ = store.write_fills("ETH", world.cut, book.trades, book.position)
+    assert n == len(book.trades) and store.write_fills("ETH", world.cut, book.trades, book.position) == (0, [])
     assert len(store.fills("ETH", world.cut, "closed")) == len(book.trades)
     changed = book.trades.copy()
     changed.loc[0, "net"] += 0.01
-    with pytest.raises(PaperStateError, match="differently"):
-        store.write_fills("ETH", world.cut, changed, None)
+    added, restated = store.write_fills("ETH", world.cut, changed, None)  # history is not rewritten
+    assert added == 0 and len(restated) == 1 and "recorded fill stands" in restated[0]
+    assert store.fills("ETH", world.cut, "closed")["net"].iloc[0] == book.trades["net"].iloc[0]
+    with pytest.raises(PaperStateError, match="not HALTED"):
+        store.enable("ETH", world.end, "why", "test")
 
 
 def test_missed_hours_are_logged_not_traded(world: PaperWorld) -> None:

@@ -1,0 +1,208 @@
+"""The promotion sensor, the hourly tick and the kill switches through Dagster (the real instance on disk): a
+staged version is promoted once and a rollback is honoured; a re-run tick never decides or fills twice; a
+kill switch that fails halts only its coin (signals stop, the position closes at the next bar), pages on-call
+through a loopback receiver once, and resolves after `enable`; no secret reaches logs, metadata or files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from cryptoalgo_assets.defs import alerts, promotion
+from cryptoalgo_assets.defs.live import load_live
+from cryptoalgo_core.config import load_gates
+from cryptoalgo_core.live.tick import decisions
+from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS
+from resources.dagster_resources import AlertingResource
+from resources.paper import PaperStore
+from resources.store import MarketStore
+from tests.assets import live_world as lw
+from tests.resources.test_alerting import Receiver, _start_receiver
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return lw.build(tmp_path_factory.mktemp("live_base"))
+
+
+@pytest.fixture
+def world(base: dict, tmp_path: Path) -> dict:
+    return lw.copy(base, tmp_path / "w")
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch):
+    for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(v, raising=False)
+    rec = _start_receiver()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()
+
+
+def _paper(w: dict) -> PaperStore:
+    return PaperStore(MarketStore(w["url"]).engine)
+
+
+def test_promotion_sensor_promotes_once_and_rollback_holds(world: dict) -> None:
+    inst = dg.DagsterInstance.get()
+    res = lw.resources(world)
+    assert lw.promote_by_sensor(world, inst, res) == []  # nothing staged
+    v1 = lw.stage(world, "ETH")
+    assert lw.promote_by_sensor(world, inst, res) == ["ETH"]
+    assert lw.promote_by_sensor(world, inst, res) == []  # already production
+    v2 = lw.stage(world, "ETH")
+    bad = lw.registry(world).stage("ETH", "c1", "FAIL", world["files"]["ETH"], {"tier": "PAPER", "gates_passed": False})
+    assert lw.promote_by_sensor(world, inst, res) == []  # the newest staged version did not pass its gates
+    world_reg = lw.registry(world)
+    assert world_reg.production("ETH")["version"] == v1 and bad > v2
+    out = dg.materialize([promotion.production_model], partition_key="ETH", instance=inst, resources=res,
+                         run_config={"ops": {"production_model": {"config": {"version": v2, "reason": "by hand"}}}})
+    assert out.success and world_reg.production("ETH")["version"] == v2
+    dg.materialize([promotion.production_model], partition_key="ETH", instance=inst, resources=res,
+                   run_config={"ops": {"production_model": {"config": {"action": "rollback", "reason": "drift"}}}})
+    assert world_reg.production("ETH")["version"] == v1
+    assert lw.promote_by_sensor(world, inst, res) == []  # a rolled-back version is not promoted again
+    hist = world_reg.history("ETH")
+    assert [(h["to_version"], h["actor"]) for h in hist] == [(v1, "promotion_sensor"), (v2, "cli"), (v1, "cli")]
+    assert "passed its gates" in hist[0]["reason"] and hist[2]["reason"] == "rollback: drift"
+
+
+def test_a_rerun_tick_never_decides_or_fills_twice(world: dict) -> None:
+    inst = dg.DagsterInstance.get()
+    res = lw.resources(world)
+    lw.stage(world, "ETH")
+    lw.promote_by_sensor(world, inst, res)
+    for k in range(1, 9):
+        lw.tick(world, "ETH", world["cut"] + 12 * k * HOUR_MS, inst, res)
+    paper = _paper(world)
+    seg = int(paper.state("ETH")["segment"])
+    sig, fills = paper.signals("ETH"), paper.fills("ETH", seg)
+    assert len(sig) == 8 * 12 - 11 and len(fills) >= 2  # the segment opens at the first tick's last bar
+    again = lw.tick(world, "ETH", world["cut"] + 12 * 8 * HOUR_MS, inst, res)
+    assert again.asset_materializations_for_node("signals")[0].metadata["decided"].value == 0
+    assert paper.signals("ETH").equals(sig)
+    assert paper.fills("ETH", seg).drop(columns=[]).equals(fills)
+    assert len(paper.ticks("ETH")) == 8  # the tick row was rewritten, not added
+
+
+def _fake_decision(world: dict, coin: str, after: int) -> int:
+    """Log a long decision the model would not take, for a bar the live tick has not decided yet (as if the tick
+    had seen other data): the paper book trades it, the backtest replay does not."""
+    gates = load_gates().live
+    reg = lw.registry(world)
+    live = load_live(reg, coin, gates)
+    store = MarketStore(world["url"])
+    from cryptoalgo_assets.defs.features import load_panel
+
+    end = after + 24 * HOUR_MS
+    panel = load_panel(store, list(live.plan.panel_coins), (end - gates.history_days * DAY_MS, end + 1))
+    rows = decisions(live, panel, end, after, after - HOUR_MS, 1.0, "ACTIVE", 72)
+    b = next(int(r.ts) for r in rows.itertuples() if r.signal == 0 and r.ts > after + 2 * HOUR_MS)
+    fake = rows[rows["ts"] == b].assign(signal=1, size=0.2)
+    assert _paper(world).add_signals(coin, fake, live.version, b) == 1
+    return b
+
+
+def test_kill_switch_halts_only_its_coin_pages_once_and_resolves(world: dict, receiver: Receiver) -> None:
+    inst = dg.DagsterInstance.get()
+    alerting = AlertingResource(webhook_url=receiver.url("/oncall"), log_path=str(world["data"] / "alerts.jsonl"),
+                                timeout_s=2, attempts=2)
+    res = lw.resources(world, alerting=alerting)
+    for c in lw.COINS:
+        lw.stage(world, c)
+    assert sorted(lw.promote_by_sensor(world, inst, res)) == ["ETH", "SOL"]
+    t = world["cut"] + HOUR_MS
+    for c in lw.COINS:
+        lw.tick(world, c, t, inst, res)
+    bar = _fake_decision(world, "ETH", t)
+    paper = _paper(world)
+    for k in range(1, 31):  # until the fake trade has closed and been replayed
+        for c in lw.COINS:
+            lw.tick(world, c, t + k * HOUR_MS, inst, res)
+        if paper.state("ETH")["state"] == "HALTED":
+            break
+    halted_at = t + k * HOUR_MS
+    assert paper.state("ETH")["state"] == "HALTED" and "replay_drift" in paper.state("ETH")["reason"]
+    assert paper.state("SOL")["state"] == "ACTIVE"  # only the coin whose switch failed
+    assert bar < halted_at
+    failed = set()
+    for run in inst.get_runs():
+        for e in inst.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            data = e.dagster_event.asset_check_evaluation_data
+            if not data.passed:
+                failed.add((data.check_name, data.partition))
+    assert failed == {("replay_drift", "ETH")}
+    # on-call: one trigger for the failing switch, none for the passing ones; a second evaluation sends nothing
+    ctx = dg.build_sensor_context(instance=inst, resources=res)
+    alerts.oncall_check_alerts(ctx)
+    triggers = [b for b in receiver.bodies if b["event"] == "trigger"]
+    assert [b["key"] for b in triggers] == ["check:paper_performance:replay_drift:ETH"]
+    assert "KILL SWITCH" in triggers[0]["summary"] and triggers[0]["severity"] == "critical"
+    alerts.oncall_check_alerts(dg.build_sensor_context(instance=inst, resources=res, cursor=ctx.cursor))
+    assert len(receiver.bodies) == 1
+    # halted: every later decision is flat, and the position (if any) closes at the next bar's open
+    for k in range(1, 4):
+        lw.tick(world, "ETH", halted_at + k * HOUR_MS, inst, res)
+    later = paper.signals("ETH", since=halted_at)  # bars decided after the halt
+    assert len(later) == 3 and (later["signal"] == 0).all() and (later["state"] == "HALTED").all()
+    seg = int(paper.state("ETH")["segment"])
+    assert (paper.fills("ETH", seg)["status"] == "closed").all()
+    # re-enabled explicitly: a new flat segment; its checks pass, so the alert resolves
+    paper.enable("ETH", halted_at + 3 * HOUR_MS, "investigated", "test")
+    lw.tick(world, "ETH", halted_at + 4 * HOUR_MS, inst, res)
+    assert paper.state("ETH")["state"] == "ACTIVE"
+    alerts.oncall_check_alerts(dg.build_sensor_context(instance=inst, resources=res, cursor=ctx.cursor))
+    assert [b["event"] for b in receiver.bodies] == ["trigger", "resolve"]
+    events = [(e["from_state"], e["to_state"], e["actor"]) for e in paper.events("ETH")]
+    assert events == [(None, "ACTIVE", "live"), ("ACTIVE", "HALTED", "kill_switch"), ("HALTED", "ACTIVE", "test")]
+
+
+def test_no_secret_reaches_logs_metadata_or_files(world: dict, receiver: Receiver,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_path = "/hook/SECRET-5f3a9c"
+    monkeypatch.setenv("CRYPTOALGO_ALERT_WEBHOOK_URL", receiver.url(secret_path))
+    monkeypatch.setenv("CRYPTOALGO_ALERT_PAGERDUTY_ROUTING_KEY", "RK-SECRET-77d1")
+    monkeypatch.setenv("CRYPTOALGO_ALERT_PAGERDUTY_URL", receiver.url("/pd"))
+    monkeypatch.setenv("COINBASE_API_SECRET", "CB-SECRET-0c4e")  # an exchange key in the environment
+    from resources.dagster_resources import default_alerting
+
+    alerting = default_alerting()
+    assert isinstance(alerting.webhook_url, dg.EnvVar)  # wired through dg.EnvVar, not a value
+    inst = dg.DagsterInstance.get()
+    res = lw.resources(world, alerting=alerting)
+    lw.stage(world, "ETH")
+    lw.promote_by_sensor(world, inst, res)
+    t = world["cut"] + HOUR_MS
+    lw.tick(world, "ETH", t, inst, res)
+    _fake_decision(world, "ETH", t)
+    for k in range(1, 31):
+        out = lw.tick(world, "ETH", t + k * HOUR_MS, inst, res)
+        if _paper(world).state("ETH")["state"] == "HALTED":
+            break
+    alerts.oncall_check_alerts(dg.build_sensor_context(instance=inst, resources=res))
+    assert any(p == secret_path for p, _, _ in receiver.requests)  # the secret URL was used ...
+    pd_body = next(b for p, _, b in receiver.requests if p == "/pd")
+    assert pd_body["routing_key"] == "RK-SECRET-77d1"
+    secrets = ("SECRET-5f3a9c", "RK-SECRET-77d1", "CB-SECRET-0c4e")
+    texts = []  # ... and appears nowhere else: run logs and metadata, files, the store's tables
+    for run in inst.get_runs():
+        for entry in inst.all_logs(run.run_id):
+            texts.append(str(entry))
+        texts.append(json.dumps(run.run_config, default=str))
+    texts.append(str(out.all_events))
+    for p in Path(world["data"]).rglob("*"):
+        if p.is_file() and p.suffix in (".json", ".jsonl", ".csv", ".txt", ""):
+            texts.append(p.read_text(errors="replace"))
+    eng = MarketStore(world["url"]).engine
+    with eng.connect() as c:
+        for table in sa.inspect(eng).get_table_names():
+            texts.extend(str(r) for r in c.execute(sa.text(f'SELECT * FROM "{table}"')))
+    blob = "\n".join(texts)
+    assert "replay_drift" in blob and len(blob) > 10_000
+    for s in secrets:
+        assert s not in blob, s
