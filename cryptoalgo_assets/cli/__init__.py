@@ -11,7 +11,7 @@ import click
 
 from cryptoalgo_assets.cli.demo import demo
 from cryptoalgo_assets.cli.ingest import ingest, summary
-from cryptoalgo_assets.cli.live import enable, live, paper, promote, rollback
+from cryptoalgo_assets.cli.live import enable, live, paper, promote, rollback, stage
 from cryptoalgo_assets.cli.optimize import launch, runs
 from cryptoalgo_assets.cli.research import features, train
 from cryptoalgo_assets.cli.validate import checklist, validate
@@ -22,8 +22,8 @@ def main() -> None:
     """cryptoalgo: cost-adjusted, robust edge research on a Dagster asset graph."""
 
 
-for _cmd in (ingest, summary, features, train, demo, launch, runs, validate, checklist, promote, rollback, live,
-             paper, enable):
+for _cmd in (ingest, summary, features, train, demo, launch, runs, validate, checklist, stage, promote, rollback,
+             live, paper, enable):
     main.add_command(_cmd)
 
 __all__ = ["main"]

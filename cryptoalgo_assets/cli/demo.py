@@ -16,6 +16,7 @@ from cryptoalgo_assets.cli.common import (
     say,
 )
 from cryptoalgo_assets.cli.ingest import plan_ingest, report_runs, run_ingest, synthetic_coins
+from cryptoalgo_assets.cli.live import run_staging
 from cryptoalgo_assets.cli.optimize import launch_table, optimize_specs, parallel_runs
 from cryptoalgo_assets.cli.research import model_specs, print_edges, print_qa, qa_blocked, research_specs
 from cryptoalgo_assets.cli.session import Session, Settings
@@ -89,11 +90,15 @@ def demo(db_path: str | None, days: int, trials: int, no_progress: bool) -> None
         run_code = report_runs(outcomes, gate=False)
         studied = [c for c in passed if art.path("runs", cohort, c, "holdout.json").exists()]
         vcode, checklist = run_validation(session, studied, cohort, "full", True) if studied else (0, None)
+        # staging: a registry version only for the coins the checklist passes (the others record why not)
+        scode = 0
+        if checklist is not None:
+            print_checklist(checklist)
+            scode = run_staging(session, req.coins)
     if checklist is None:
         raise SystemExit(run_code or vcode or code or 1)
-    print_checklist(checklist)
     say(f"report: {art.path('runs', cohort, 'index.html')}  checklist: {art.path('checklist.json')}")
     say("the verdict comes from the gates in config/gates.yaml; BTC, XRP and DOGE carry no planted edge "
         "(docs/SYNTHETIC.md)")
     # a blocking gate (3) is a verdict the checklist shows; only a failed run (1) fails the demo
-    raise SystemExit(1 if 1 in (code, run_code, vcode) else EXIT_OK)
+    raise SystemExit(1 if 1 in (code, run_code, vcode, scode) else EXIT_OK)

@@ -17,7 +17,7 @@ from cryptoalgo_assets.cli.session import Session, Settings
 from cryptoalgo_assets.launcher import RunSpec
 from cryptoalgo_core.config import load_coins, resolve_coins
 
-__all__ = ["enable", "live", "paper", "promote", "rollback"]
+__all__ = ["enable", "live", "paper", "promote", "rollback", "run_staging", "stage"]
 
 DB_OPT = click.option("--db-path", default=None, help="SQLite path or SQLAlchemy URL (default TRADER_DB_PATH).")
 
@@ -36,6 +36,60 @@ def _registry(url: str) -> Any:
     from resources.store import MarketStore
 
     return ModelRegistryResource().registry(MarketStore(url).engine)
+
+
+def stage_specs(coins: list[str]) -> list[RunSpec]:
+    from cryptoalgo_assets.definitions import STAGE_JOB
+
+    return [RunSpec(STAGE_JOB, c, tags={"dagster/partition": c}, steps=1) for c in coins]
+
+
+def run_staging(session: Session, coins: list[str]) -> int:
+    """Stage every coin the latest checklist passes (the others record why not); the exit code of the runs."""
+    import dagster as dg
+
+    outcomes = session.run(stage_specs(coins), title="stage models")
+    code = report_runs(outcomes, gate=False)
+    inst = session.instance
+    recs = inst.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("staged_model"),
+                                                             asset_partitions=coins), limit=len(coins) * 4).records
+    seen: set[str] = set()
+    for r in recs:
+        c = r.partition_key
+        if c in seen or c is None:
+            continue
+        seen.add(c)
+        md = r.asset_materialization.metadata if r.asset_materialization else {}
+        staged = md.get("staged")
+        if staged is not None and staged.value:
+            say(f"{c}: staged {md['version'].value} (the promotion sensor promotes it; or `cryptoalgo promote "
+                f"--coin {c}`)")
+        elif "reason" in md:
+            say(f"{c}: not staged: {md['reason'].value}")
+    return code
+
+
+@click.command()
+@click.option("--coins", default=None, help="Coins to stage (default: every coin of config/coins.yaml).")
+@DB_OPT
+@click.option("--no-progress", is_flag=True)
+@command_errors
+def stage(coins: str | None, db_path: str | None, no_progress: bool) -> None:
+    """Stage a model version for each coin the latest deployment checklist passes (the others: why not)."""
+    from cryptoalgo_core.config import ConfigError
+    from resources.artifacts import ArtifactStore
+
+    url = _store_url(db_path)
+    try:
+        wanted = resolve_coins(coins, load_coins()) if coins else list(load_coins())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if not ArtifactStore().path("checklist.json").exists():
+        raise CliError("no deployment checklist: run `cryptoalgo checklist` first")
+    with Session("stage", Settings(url), show_progress=not no_progress) as s:
+        code = run_staging(s, wanted)
+    if code:
+        raise SystemExit(code)
 
 
 def _promote_run(coin: str, action: str, version: str, reason: str, url: str, no_progress: bool) -> None:

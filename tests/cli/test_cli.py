@@ -302,7 +302,7 @@ def test_demo_runs_the_graph_through_the_instance(tmp_path: Path) -> None:
     assert all(store.stats("ohlcv", c)["rows"] == 420 * 24 for c in store.coins())
     instance = dg.DagsterInstance.get()
     for job, n in (("market_data_oi_job", 1), ("research_data_job", 5), ("model_job", 5), ("optimize_job", 5),
-                   ("validate_job", 5), ("portfolio_job", 1), ("checklist_job", 1)):
+                   ("validate_job", 5), ("portfolio_job", 1), ("checklist_job", 1), ("stage_job", 5)):
         runs = instance.get_runs(filters=dg.RunsFilter(job_name=job))
         assert len(runs) == n, job
         assert all(r.remote_job_origin.location_name == "cryptoalgo" for r in runs)
@@ -322,4 +322,7 @@ def test_demo_runs_the_graph_through_the_instance(tmp_path: Path) -> None:
     # the verdict is the gates': a noise coin never passes on 12 trials of 300 research days
     doc = json.loads((data / "checklist.json").read_text())
     assert {c["coin"]: c["verdict"] for c in doc["coins"]}["BTC"] == "FAIL"
+    # staging: only coins the checklist passes get a registry version; BTC records why not
+    assert "BTC: not staged: checklist FAIL" in res.output
+    assert not (data / "models" / "staging" / "BTC").exists()
     assert oct(os.stat(data / "qa" / "summary.csv").st_mode & 0o777) in ("0o644", "0o664")
