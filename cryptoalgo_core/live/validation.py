@@ -31,7 +31,8 @@ def validation_baseline(spec: CoinSpec, plan: FeaturePlan, panel: MarketPanel, h
     if len(pred):
         lab = pred["label"].to_numpy(float)
         y = np.where(lab == 1, 1.0, np.where(lab == -1, 0.0, np.nan))
-        brier = float(calibration_report(y, pred["p_dir"].to_numpy(float))["brier"])
+        b = calibration_report(y, pred["p_dir"].to_numpy(float))["brier"]
+        brier = float(b) if isinstance(b, (int, float)) else math.nan
     edge = edge_decomposition(cv_trades) if len(cv_trades) else {}
     fe = float(edge.get("fee_edge_ratio", math.nan))
     return {"brier": brier if math.isfinite(brier) else None,
