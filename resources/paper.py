@@ -228,11 +228,6 @@ class PaperStore:
                                               summary=json.dumps(summary, sort_keys=True, default=str)))
             c.execute(state_t.update().where(state_t.c.coin == coin).values(last_tick_ms=tick_ms))
 
-    def record_tick_time(self, coin: str, tick_ms: int) -> None:
-        """The tick the book and the performance of this run work at (set by the signals step)."""
-        with self.engine.begin() as c:
-            c.execute(state_t.update().where(state_t.c.coin == coin).values(last_tick_ms=tick_ms))
-
     def enable(self, coin: str, segment: int, reason: str, actor: str) -> dict[str, Any]:
         """Re-enable a HALTED coin explicitly: a new flat segment from ``segment``."""
         st = self.state(coin)

@@ -141,11 +141,12 @@ def rollback(coin: str, reason: str, db_path: str | None, no_progress: bool) -> 
 
 
 def live_specs(coins: list[str], at: str) -> list[RunSpec]:
+    """One run per tick: the coins' partition range (coins in between without a production model are skipped)."""
     from cryptoalgo_assets.definitions import LIVE_JOB
-    from cryptoalgo_assets.defs.live import tick_run_config
+    from cryptoalgo_assets.defs.live import tick_run_config, tick_tags
 
-    return [RunSpec(LIVE_JOB, c, tags={"dagster/partition": c, "cryptoalgo/tick": at or "now"},
-                    run_config=tick_run_config(at), steps=3) for c in coins]
+    return [RunSpec(LIVE_JOB, ",".join(coins), tags={**tick_tags(coins), "cryptoalgo/tick": at or "now"},
+                    run_config=tick_run_config(at, coins), steps=1)]
 
 
 @click.command()

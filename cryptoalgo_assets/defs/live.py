@@ -1,11 +1,13 @@
-"""Live / paper stage: `signals` -> `paper_book` -> `paper_performance` per coin (production models only),
-the kill-switch asset checks on `paper_performance`, the hourly live schedule and the retrain schedule.
+"""Live / paper stage: `signals` -> `paper_book` -> `paper_performance` per coin (production models only), made by
+one multi-asset step `live_tick` that covers a coin partition range (one run per hourly tick, every coin's
+materializations and checks recorded on its own partition), the kill-switch asset checks on `paper_performance`,
+the hourly live schedule and the retrain schedule.
 
 Paper only: nothing here places an order anywhere. State lives in the market store's database
 (resources/paper.py); files under data/paper/<COIN>/ (performance.json, reconcile.json).
-A tick at T: `signals` refreshes the newest bars of the panel coins from the source, builds the features on
-the trailing history, decides the bars that closed since the last decision and records T; `paper_book`
-replays the segment through the backtest engine and records the fills; `paper_performance` measures the book,
+A tick at T: the newest bars of the panel coins are refreshed from the source (once per tick); per coin,
+`signals` builds the features on the trailing history and decides the bars that closed since the last
+decision; `paper_book` replays the segment through the backtest engine and records the fills; `paper_performance` measures the book,
 replays the window through the backtester, evaluates the kill switches and moves the coin's state.
 """
 
@@ -14,7 +16,6 @@ from typing import Any
 
 import dagster as dg
 
-from cryptoalgo_assets.checks import to_result
 from cryptoalgo_assets.defs.features import COINS, load_panel
 from cryptoalgo_assets.defs.promotion import STAGE_JOB, production_model
 from cryptoalgo_core.checks import CheckOutcome, Severity
@@ -35,6 +36,7 @@ SCALE = {"ACTIVE": 1.0, "HALTED": 0.0}
 
 class LiveConfig(dg.Config):
     at: str = ""  # the tick time, UTC ISO (floored to the hour); empty = the source's clock
+    coins: list[str] = []  # the coins of the run's partition range to tick (empty = all with a production model)
 
 
 def load_live(reg: Any, coin: str, gates: Any) -> Any:
@@ -80,105 +82,106 @@ def _refresh(store: Any, sources: Any, project: Any, coins: list[str], tick: int
                 log.info(f"{c} {kind}: {rep.rows_written} new row(s)")
 
 
-@dg.asset(partitions_def=COINS, deps=[production_model], group_name="live", kinds={"xgboost"},
-          description="Hourly decisions of the production model: the newest closed bars (refreshed from the source), "
-                      "features on the trailing history, the backtest's entry rule and sizing at the tier's paper "
-                      "scale; an append-only log (a bar is decided once).")
-def signals(
-    context: dg.AssetExecutionContext,
-    config: LiveConfig,
-    market_store: MarketStoreResource,
-    market_source: MarketSourceResource,
-    project: ProjectConfigResource,
-    model_registry: ModelRegistryResource,
-    artifacts: ArtifactsResource,
-) -> dg.MaterializeResult:
-    from cryptoalgo_core.live.tick import decisions
-    from resources.paper import PaperStore
+class NoProduction(Exception):
+    """The coin has no production model: nothing to paper-trade."""
 
-    coin, store = context.partition_key, market_store.store()
-    gates = project.gates().live
-    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, gates)
+
+def load_live_or_skip(reg: Any, coin: str, gates: Any) -> Any:
     try:
-        sources = market_source.source_set(project.sources())
-    except ConfigError as exc:
-        raise dg.Failure(str(exc)) from exc
-    tick = _tick_ms(config, sources)
+        return load_live(reg, coin, gates)
+    except dg.Failure as exc:
+        if reg.production_files(coin) is None:
+            raise NoProduction(str(exc)) from exc
+        raise
+
+
+def coin_signals(coin: str, live: Any, store: Any, paper: Any, tick: int, gates: Any, log: Any) -> dict[str, Any]:
+    """The signals step of one coin: decide the bars that closed since the last decision; its metadata."""
+    from cryptoalgo_core.live.tick import decisions
+
     first = live.trained_end
     if tick <= first:
         raise dg.Failure(f"{coin}: tick {ms_to_iso(tick)} is inside the data production model {live.version} was "
                          f"trained on (to {ms_to_iso(first)}); paper trading starts after it")
-    paper = PaperStore(store.engine)
     st = paper.state(coin)
     if st is None or st["model_version"] != live.version:
         seg = max(first, tick - HOUR_MS)
-        st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})",
-                         "live")
-        context.log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version}")
-    _refresh(store, sources, project, list(live.plan.panel_coins), tick, context.log)
+        st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})", "live")
+        log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version}")
     scale = SCALE.get(st["state"], gates.kill_switches.reducing_scale)
     panel = load_panel(store, list(live.plan.panel_coins), (tick - gates.history_days * DAY_MS, tick + 1))
     rows = decisions(live, panel, tick, int(st["segment"]), paper.last_signal_ts(coin), scale, st["state"],
                      gates.max_catchup_hours)
     added = paper.add_signals(coin, rows, live.version, tick)
-    paper.record_tick_time(coin, tick)
     last = rows.iloc[-1] if len(rows) else None
     if last is not None and str(last["note"]):
-        context.log.warning(f"{coin}: bar {ms_to_iso(int(last['ts']))}: {last['note']}")
-    return dg.MaterializeResult(metadata={
-        "tick": ms_to_iso(tick), "decided": int(added), "state": st["state"], "scale": float(scale),
-        "model_version": live.version, "tier": live.tier, "paper_scale": float(live.tier_scale),
-        "last_bar": ms_to_iso(int(last["ts"])) if last is not None else "-",
-        "last_signal": int(last["signal"]) if last is not None else 0,
-        "last_p_dir": float(last["p_dir"]) if last is not None else float("nan")})
+        log.warning(f"{coin}: bar {ms_to_iso(int(last['ts']))}: {last['note']}")
+    return {"tick": ms_to_iso(tick), "decided": int(added), "state": st["state"], "scale": float(scale),
+            "model_version": live.version, "tier": live.tier, "paper_scale": float(live.tier_scale),
+            "last_bar": ms_to_iso(int(last["ts"])) if last is not None else "-",
+            "last_signal": int(last["signal"]) if last is not None else 0,
+            "last_p_dir": float(last["p_dir"]) if last is not None else float("nan")}
 
 
-def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any]) -> tuple[Any, Any, int]:
+def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any], tick: int) -> tuple[Any, Any]:
     from cryptoalgo_core.live.book import paper_book
 
-    seg, tick = int(st["segment"]), int(st["last_tick_ms"])
+    seg = int(st["segment"])
     logged = paper.signals(coin, since=seg)
     # funding settled at the tick itself is known at the tick (a close exit at the last bar pays it)
     book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1), logged,
                       live.paper, seg, tick, st["halted_at"])
-    return book, logged, tick
+    return book, logged
 
 
-def _state(paper: Any, coin: str) -> dict[str, Any]:
+def coin_book(coin: str, live: Any, store: Any, paper: Any, tick: int, log: Any) -> tuple[dict[str, Any], Any, Any]:
+    """The paper_book step of one coin: the segment through the engine, the fills recorded; (metadata, book,
+    logged signals)."""
     st = paper.state(coin)
-    if st is None or st.get("last_tick_ms") is None:
-        raise dg.Failure(f"{coin}: no live tick yet; materialize signals first")
-    return st
-
-
-@dg.asset(partitions_def=COINS, deps=[signals], group_name="live", kinds={"numba"},
-          description="Paper fills of the segment: the logged signals through the backtest engine (fills at the next "
-                      "bar's open, the backtest's fees, slippage, funding and fill rules); a halt closes the open "
-                      "position at the next bar. Closed fills are final; a re-run never fills twice.")
-def paper_book(
-    context: dg.AssetExecutionContext,
-    market_store: MarketStoreResource,
-    project: ProjectConfigResource,
-    model_registry: ModelRegistryResource,
-    artifacts: ArtifactsResource,
-) -> dg.MaterializeResult:
-    from resources.paper import PaperStore
-
-    coin, store = context.partition_key, market_store.store()
-    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, project.gates().live)
-    paper = PaperStore(store.engine)
-    st = _state(paper, coin)
-    book, _logged, tick = _book(coin, store, paper, live, st)
+    book, logged = _book(coin, store, paper, live, st, tick)
     added, restated = paper.write_fills(coin, int(st["segment"]), book.trades, book.position)
     for r in restated:
-        context.log.warning(f"{coin}: {r}")
+        log.warning(f"{coin}: {r}")
     pos = book.position
-    return dg.MaterializeResult(metadata={
-        "tick": ms_to_iso(tick), "closed_trades": int(len(book.trades)), "new_fills": int(added),
-        "restated": len(restated),
-        "position": "flat" if pos is None else f"{pos['status']} {'long' if pos['side'] > 0 else 'short'} "
-                                              f"{pos['size']:.3f} @ {pos['entry_price']:.6g}",
-        "equity": float(book.equity["equity"].iloc[-1]) if len(book.equity) else 1.0, "state": st["state"]})
+    return {"tick": ms_to_iso(tick), "closed_trades": int(len(book.trades)), "new_fills": int(added),
+            "restated": len(restated),
+            "position": "flat" if pos is None else f"{pos['status']} {'long' if pos['side'] > 0 else 'short'} "
+                                                  f"{pos['size']:.3f} @ {pos['entry_price']:.6g}",
+            "equity": float(book.equity["equity"].iloc[-1]) if len(book.equity) else 1.0,
+            "state": st["state"]}, book, logged
+
+
+def coin_performance(coin: str, live: Any, store: Any, paper: Any, art: Any, tick: int, book: Any, logged: Any,
+                     gates: Any, log: Any) -> tuple[dict[str, Any], list[CheckOutcome]]:
+    """The paper_performance step of one coin: figures, the replay, the kill switches, the state change."""
+    from cryptoalgo_core.live.tick import evaluate_tick
+
+    st = paper.state(coin)
+    seg = int(st["segment"])
+    panel = load_panel(store, list(live.plan.panel_coins), (seg - 2 * gates.history_days * DAY_MS, tick + 1))
+    res = evaluate_tick(live, book, panel, logged, tick, seg, st["state"], st["halted_at"], gates)
+    if res.state != st["state"]:
+        paper.set_state(coin, res.state, res.reason, "kill_switch", halted_at=tick if res.state == "HALTED" else None)
+        (log.error if res.state == "HALTED" else log.warning)(f"{coin}: {res.state}: {res.reason}")
+    summary = {k: v for k, v in res.perf.items() if k not in ("daily", "position")}
+    summary["switches"] = [r.as_dict() for r in res.switches]
+    paper.record_tick(coin, tick, res.state, float(res.perf["equity"]), summary)
+    art.write_json({"coin": coin, "tick": ms_to_iso(tick), "state": res.state, "reason": res.reason,
+                    **res.perf, "switches": summary["switches"]}, "paper", coin, "performance.json")
+    if res.recon is not None:
+        art.write_json(res.recon, "paper", coin, "reconcile.json")
+    outcomes = [CheckOutcome(r.name, r.status != "fail", Severity.ERROR, f"{coin}: {r.status}: {r.detail}",
+                             {"status": r.status, "value": r.value if r.value is not None else float("nan"),
+                              "limit": r.limit}) for r in res.switches]
+    p = res.perf
+    md = {"tick": ms_to_iso(tick), "state": res.state, "reason": res.reason, "equity": float(p["equity"]),
+          "trades": int(p["trades"]), "max_daily_drawdown": float(p["max_daily_drawdown"]),
+          "win_rate_recent": float(p["win_rate_recent"]), "brier_live": float(p["brier_live"]),
+          "replay_matched": f"{res.recon['matched']}/{res.recon['paper_trades']}" if res.recon else "-",
+          "switches": dg.MetadataValue.md("| switch | status | value | limit |\n|---|---|---|---|\n" + "\n".join(
+              f"| {r.name} | {r.status} | {'-' if r.value is None else f'{r.value:.4g}'} | {r.limit} |"
+              for r in res.switches))}
+    return md, outcomes
 
 
 def switch_specs() -> list[dg.AssetCheckSpec]:
@@ -188,57 +191,86 @@ def switch_specs() -> list[dg.AssetCheckSpec]:
             for name in SWITCHES]
 
 
-@dg.asset(partitions_def=COINS, deps=[paper_book], group_name="live", kinds={"json"}, check_specs=switch_specs(),
-          description="Paper P&L, drawdowns, win rate, calibration and fee/edge vs validation, and the paper window "
-                      "replayed through the backtester (trades and P&L compared); the kill switches move the coin "
-                      "to ACTIVE, REDUCING or HALTED.")
-def paper_performance(
+LIVE_SPECS = [
+    dg.AssetSpec("signals", deps=[production_model], partitions_def=COINS, group_name="live", kinds={"xgboost"},
+                 skippable=True,
+                 description="Hourly decisions of the production model: the newest closed bars (refreshed from the "
+                             "source), features on the trailing history, the backtest's entry rule and sizing at the "
+                             "tier's paper scale; an append-only log (a bar is decided once)."),
+    dg.AssetSpec("paper_book", deps=["signals"], partitions_def=COINS, group_name="live", kinds={"numba"},
+                 skippable=True,
+                 description="Paper fills of the segment: the logged signals through the backtest engine (fills at "
+                             "the next bar's open, the backtest's fees, slippage, funding and fill rules); a halt "
+                             "closes the open position at the next bar. Closed fills are final; a re-run never "
+                             "fills twice."),
+    dg.AssetSpec("paper_performance", deps=["paper_book"], partitions_def=COINS, group_name="live", kinds={"json"},
+                 skippable=True,
+                 description="Paper P&L, drawdowns, win rate, calibration and fee/edge vs validation, and the paper "
+                             "window replayed through the backtester (trades and P&L compared); the kill switches "
+                             "move the coin to ACTIVE, REDUCING or HALTED."),
+]
+
+
+@dg.multi_asset(name="live_tick", specs=LIVE_SPECS, check_specs=switch_specs(), partitions_def=COINS,
+                backfill_policy=dg.BackfillPolicy.single_run(), can_subset=True,
+                description="One hourly paper tick for the run's coins (a partition range: one run per tick): "
+                            "refresh the newest bars, then per coin signals -> paper_book -> paper_performance.")
+def live_tick(
     context: dg.AssetExecutionContext,
+    config: LiveConfig,
     market_store: MarketStoreResource,
+    market_source: MarketSourceResource,
     project: ProjectConfigResource,
     model_registry: ModelRegistryResource,
     artifacts: ArtifactsResource,
-) -> dg.MaterializeResult:
-    from cryptoalgo_core.live.tick import evaluate_tick
-    from resources.paper import PaperStore
+):  # noqa: ANN201 - yields one AssetMaterialization per asset and partition (no outputs)
+    from cryptoalgo_assets.checks import latest_materializations, to_evaluation
+    from cryptoalgo_core.errors import CryptoalgoError
+    from resources.paper import PaperStateError, PaperStore
 
-    coin, store = context.partition_key, market_store.store()
-    gates = project.gates().live
-    live = load_live(model_registry.registry(store.engine, artifacts.data_dir or None), coin, gates)
-    paper = PaperStore(store.engine)
-    st = _state(paper, coin)
-    book, logged, tick = _book(coin, store, paper, live, st)
-    seg = int(st["segment"])
-    panel = load_panel(store, list(live.plan.panel_coins), (seg - 2 * gates.history_days * DAY_MS, tick + 1))
-    res = evaluate_tick(live, book, panel, logged, tick, seg, st["state"], st["halted_at"], gates)
-    if res.state != st["state"]:
-        paper.set_state(coin, res.state, res.reason, "kill_switch", halted_at=tick if res.state == "HALTED" else None)
-        (context.log.error if res.state == "HALTED" else context.log.warning)(f"{coin}: {res.state}: {res.reason}")
-    summary = {k: v for k, v in res.perf.items() if k not in ("daily", "position")}
-    summary["switches"] = [r.as_dict() for r in res.switches]
-    paper.record_tick(coin, tick, res.state, float(res.perf["equity"]), summary)
-    art = artifacts.store()
-    art.write_json({"coin": coin, "tick": ms_to_iso(tick), "state": res.state, "reason": res.reason,
-                    **res.perf, "switches": summary["switches"]}, "paper", coin, "performance.json")
-    if res.recon is not None:
-        art.write_json(res.recon, "paper", coin, "reconcile.json")
-    checks = [to_result(CheckOutcome(r.name, r.status != "fail", Severity.ERROR, f"{coin}: {r.status}: {r.detail}",
-                                     {"status": r.status, "value": r.value if r.value is not None else float("nan"),
-                                      "limit": r.limit})) for r in res.switches]
-    p = res.perf
-    return dg.MaterializeResult(metadata={
-        "tick": ms_to_iso(tick), "state": res.state, "reason": res.reason, "equity": float(p["equity"]),
-        "trades": int(p["trades"]), "max_daily_drawdown": float(p["max_daily_drawdown"]),
-        "win_rate_recent": float(p["win_rate_recent"]), "brier_live": float(p["brier_live"]),
-        "replay_matched": f"{res.recon['matched']}/{res.recon['paper_trades']}" if res.recon else "-",
-        "switches": dg.MetadataValue.md("| switch | status | value | limit |\n|---|---|---|---|\n" + "\n".join(
-            f"| {r.name} | {r.status} | {'-' if r.value is None else f'{r.value:.4g}'} | {r.limit} |"
-            for r in res.switches))}, check_results=checks)
+    store, gates = market_store.store(), project.gates().live
+    reg = model_registry.registry(store.engine, artifacts.data_dir or None)
+    paper, art = PaperStore(store.engine), artifacts.store()
+    try:
+        sources = market_source.source_set(project.sources())
+    except ConfigError as exc:
+        raise dg.Failure(str(exc)) from exc
+    tick = _tick_ms(config, sources)
+    wanted = [c for c in context.partition_keys if not config.coins or c in config.coins]
+    lives: dict[str, Any] = {}
+    for coin in wanted:
+        try:
+            lives[coin] = load_live_or_skip(reg, coin, gates)
+        except NoProduction:
+            context.log.info(f"{coin}: no production model; not paper trading")
+    _refresh(store, sources, project, sorted({c for lv in lives.values() for c in lv.plan.panel_coins}), tick,
+             context.log)
+    failed = []
+    for coin, live in lives.items():
+        try:
+            md = coin_signals(coin, live, store, paper, tick, gates, context.log)
+            yield dg.AssetMaterialization("signals", partition=coin, metadata=md)
+            md, book, logged = coin_book(coin, live, store, paper, tick, context.log)
+            yield dg.AssetMaterialization("paper_book", partition=coin, metadata=md)
+            md, outcomes = coin_performance(coin, live, store, paper, art, tick, book, logged, gates, context.log)
+            yield dg.AssetMaterialization("paper_performance", partition=coin, metadata=md)
+        except (dg.Failure, CryptoalgoError, PaperStateError, ValueError) as exc:
+            # one coin's failure does not stop the others' tick; the run still fails (and pages) at the end
+            msg = getattr(exc, "description", None) or str(exc)
+            context.log.error(f"{coin}: {msg}")
+            failed.append(f"{coin}: {msg}")
+            continue
+        target = latest_materializations(context.instance, "paper_performance", [coin]).get(coin)
+        for o in outcomes:
+            context.log_event(to_evaluation(o, "paper_performance", coin, False, target))
+    if failed:
+        raise dg.Failure("live tick failed for " + "; ".join(failed))
 
 
-live_job = dg.define_asset_job(LIVE_JOB, selection=dg.AssetSelection.assets(signals, paper_book, paper_performance),
+live_job = dg.define_asset_job(LIVE_JOB, selection=dg.AssetSelection.assets(*[s.key for s in LIVE_SPECS]),
                                executor_def=dg.in_process_executor,
-                               description="One hourly paper-trading tick of a coin (signals, book, performance).")
+                               description="One hourly paper-trading tick (signals, book, performance) for a coin "
+                                           "range: one run per tick.")
 
 
 def _production_coins(model_registry: Any, market_store: Any, artifacts: Any, coins: list[str]) -> list[str]:
@@ -246,18 +278,27 @@ def _production_coins(model_registry: Any, market_store: Any, artifacts: Any, co
     return [c for c in coins if reg.production(c) is not None]
 
 
-def tick_run_config(at: str) -> dict[str, Any]:
-    return {"ops": {"signals": {"config": {"at": at}}}}
+def tick_run_config(at: str, coins: list[str] | None = None) -> dict[str, Any]:
+    return {"ops": {"live_tick": {"config": {"at": at, "coins": list(coins or [])}}}}
+
+
+def tick_tags(coins: list[str]) -> dict[str, str]:
+    """The partition range of one tick run: every coin of coins.yaml from the first to the last of ``coins``."""
+    order = COINS.get_partition_keys()
+    idx = sorted(order.index(c) for c in coins)
+    return {"dagster/asset_partition_range_start": order[idx[0]], "dagster/asset_partition_range_end": order[idx[-1]]}
 
 
 @dg.schedule(job=live_job, cron_schedule="5 * * * *", execution_timezone="UTC",
-             description="Hourly paper-trading tick of every coin with a production model.")
+             description="Hourly paper-trading tick of every coin with a production model (one run per tick).")
 def live_schedule(context: dg.ScheduleEvaluationContext, market_store: MarketStoreResource,
                   project: ProjectConfigResource, model_registry: ModelRegistryResource,
                   artifacts: ArtifactsResource) -> list[dg.RunRequest]:
     at = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:00:00")
-    return [dg.RunRequest(run_key=f"live-{c}-{at}", partition_key=c, run_config=tick_run_config(at))
-            for c in _production_coins(model_registry, market_store, artifacts, list(project.coins()))]
+    coins = _production_coins(model_registry, market_store, artifacts, list(project.coins()))
+    if not coins:
+        return []
+    return [dg.RunRequest(run_key=f"live-{at}", run_config=tick_run_config(at, coins), tags=tick_tags(coins))]
 
 
 def retrain_due(paper: Any, reg: Any, coin: str, retrain_days: int, now_ms: int) -> tuple[bool, str]:
@@ -303,7 +344,7 @@ def retrain_schedule(context: dg.ScheduleEvaluationContext, market_store: Market
     return out
 
 
-defs = dg.Definitions(assets=[signals, paper_book, paper_performance], jobs=[live_job],
+defs = dg.Definitions(assets=[live_tick], jobs=[live_job],
                       schedules=[live_schedule, retrain_schedule])
 
-__all__ = ["LIVE_JOB", "defs", "load_live", "retrain_due", "tick_run_config"]
+__all__ = ["LIVE_JOB", "defs", "live_tick", "load_live", "retrain_due", "tick_run_config", "tick_tags"]

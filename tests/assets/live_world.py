@@ -36,17 +36,17 @@ PAPER_DAYS = 20
 BASELINE = {"brier": 0.25, "fee_edge_ratio": 0.6, "win_rate": 0.5, "net_bps": 5.0}
 
 
-def build(root: Path) -> dict[str, Any]:
+def build(root: Path, coins_to_stage: tuple[str, ...] = COINS, days: int = DAYS) -> dict[str, Any]:
     """The market store and, per coin, the staged model files (built once)."""
     root.mkdir(parents=True, exist_ok=True)
     db = root / "market.db"
-    fill_synthetic_store(f"sqlite:///{db}", DAYS, kinds=("ohlcv", "funding"))
+    fill_synthetic_store(f"sqlite:///{db}", days, kinds=("ohlcv", "funding"))
     store = MarketStore(f"sqlite:///{db}")
     end = int(store.load_ts("ohlcv", "BTC")[-1]) + HOUR_MS
     cut = end - PAPER_DAYS * DAY_MS
     coins = load_coins()
     files = {}
-    for coin in COINS:
+    for coin in coins_to_stage:
         spec = coins[coin]
         panel = load_panel(store, list(coins), (None, cut))
         plan = feature_plan(panel, coin, spec.features, (None, cut))
@@ -97,6 +97,13 @@ def promote_by_sensor(w: dict[str, Any], instance: dg.DagsterInstance, res: dict
 
 def tick(w: dict[str, Any], coin: str, at_ms: int, instance: dg.DagsterInstance, res: dict[str, Any],
          raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return dg.materialize([live.signals, live.paper_book, live.paper_performance], partition_key=coin,
-                          run_config=live.tick_run_config(ms_to_iso(at_ms)), instance=instance, resources=res,
-                          raise_on_error=raise_on_error)
+    """One coin's tick (a run over its partition)."""
+    return dg.materialize([live.live_tick], partition_key=coin, run_config=live.tick_run_config(ms_to_iso(at_ms)),
+                          instance=instance, resources=res, raise_on_error=raise_on_error)
+
+
+def tick_all(w: dict[str, Any], coins: list[str], at_ms: int, instance: dg.DagsterInstance, res: dict[str, Any],
+             raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """One tick of ``coins`` in one run over their partition range (what the schedule and the CLI submit)."""
+    return dg.materialize([live.live_tick], run_config=live.tick_run_config(ms_to_iso(at_ms), coins),
+                          tags=live.tick_tags(coins), instance=instance, resources=res, raise_on_error=raise_on_error)

@@ -84,7 +84,8 @@ def test_a_rerun_tick_never_decides_or_fills_twice(world: dict) -> None:
     sig, fills = paper.signals("ETH"), paper.fills("ETH", seg)
     assert len(sig) == 8 * 12 - 11 and len(fills) >= 2  # the segment opens at the first tick's last bar
     again = lw.tick(world, "ETH", world["cut"] + 12 * 8 * HOUR_MS, inst, res)
-    assert again.asset_materializations_for_node("signals")[0].metadata["decided"].value == 0
+    sig_md = next(m for m in again.asset_materializations_for_node("live_tick") if m.asset_key.path == ["signals"])
+    assert sig_md.metadata["decided"].value == 0 and sig_md.partition == "ETH"
     assert paper.signals("ETH").equals(sig)
     assert paper.fills("ETH", seg).drop(columns=[]).equals(fills)
     assert len(paper.ticks("ETH")) == 8  # the tick row was rewritten, not added
@@ -117,13 +118,13 @@ def test_kill_switch_halts_only_its_coin_pages_once_and_resolves(world: dict, re
         lw.stage(world, c)
     assert sorted(lw.promote_by_sensor(world, inst, res)) == ["ETH", "SOL"]
     t = world["cut"] + HOUR_MS
-    for c in lw.COINS:
-        lw.tick(world, c, t, inst, res)
+    first = lw.tick_all(world, list(lw.COINS), t, inst, res)  # one run per tick, each coin on its partition
+    parts = {(m.asset_key.path[0], m.partition) for m in first.asset_materializations_for_node("live_tick")}
+    assert parts == {(a, c) for a in ("signals", "paper_book", "paper_performance") for c in lw.COINS}
     bar = _fake_decision(world, "ETH", t)
     paper = _paper(world)
     for k in range(1, 31):  # until the fake trade has closed and been replayed
-        for c in lw.COINS:
-            lw.tick(world, c, t + k * HOUR_MS, inst, res)
+        lw.tick_all(world, list(lw.COINS), t + k * HOUR_MS, inst, res)
         if paper.state("ETH")["state"] == "HALTED":
             break
     halted_at = t + k * HOUR_MS
