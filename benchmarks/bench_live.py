@@ -11,7 +11,8 @@ every coin paper-trades), then hourly ticks over those days:
 2. in process through Dagster (``dg.materialize`` of the ``live_tick`` step over the 5 coins' partition range:
    one run per tick, an ephemeral instance): seconds per tick for 5 coins and the ratio to (1);
 3. ``cryptoalgo live --once --at T`` through the CLI on a fresh DAGSTER_HOME: the whole tick for 5 coins as a user
-   runs it (code server start, 5 runs submitted through the instance, status table). Issue target: <= 10 s.
+   runs it (code server start, the tick run submitted through the instance, the status table), and the run's own
+   start-to-end time (what the hourly schedule pays with the code server up). Issue target: <= 10 s.
 """
 
 from __future__ import annotations
@@ -125,8 +126,12 @@ def main() -> None:
             raise SystemExit(f"cryptoalgo live failed (exit {done.returncode})")
         walls.append(wall)
         print(f"3. cryptoalgo live --once (tick {k + 1}): {wall:.1f} s wall for 5 coins (target <= 10 s)")
-    print(f"   median {statistics.median(walls):.1f} s; of it the Dagster-in-process work is {med:.2f} s, the rest is "
-          f"the code-server start and 5 run processes")
+    inst3 = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    recs = inst3.get_run_records(filters=dg.RunsFilter(job_name="live_job"))
+    runs = sorted((r.end_time or 0) - (r.start_time or 0) for r in recs)
+    print(f"   median {statistics.median(walls):.1f} s wall per command (the code server starts with each); the "
+          f"tick run itself (start to end, as the schedule runs it with the code server up): median "
+          f"{statistics.median(runs):.1f} s over {len(runs)} runs; the in-process tick work is {med:.2f} s")
 
 
 if __name__ == "__main__":

@@ -216,12 +216,15 @@ class FileTableRegistry(ModelRegistry):
         cur = self._pointer(coin)
         return None if cur is None else self._verified(self._dir("production", coin) / cur)
 
-    def production_files(self, coin: str) -> tuple[dict[str, Any], dict[str, bytes]] | None:
-        """The production version's manifest and files, verified against the manifest, or None."""
-        cur = self._pointer(coin)
+    def production_files(self, coin: str, version: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        """The manifest and files (verified against the manifest) of the production version, or of ``version``
+        when it was ever production (its copy stays under production/<COIN>/); None when there is none."""
+        cur = version or self._pointer(coin)
         if cur is None:
             return None
         d = self._dir("production", coin) / cur
+        if not (d / "manifest.json").exists():
+            return None
         man = self._verified(d)
         return man, {n: (d / n).read_bytes() for n in man["files"]}
 

@@ -39,15 +39,15 @@ class LiveConfig(dg.Config):
     coins: list[str] = []  # the coins of the run's partition range to tick (empty = all with a production model)
 
 
-def load_live(reg: Any, coin: str, gates: Any) -> Any:
-    """The coin's production version as a LiveCoin, or a Failure when it has none."""
+def load_live(reg: Any, coin: str, gates: Any, version: str | None = None) -> Any:
+    """The coin's production version (or ``version``, once production) as a LiveCoin; a Failure when none."""
     import json
 
     from cryptoalgo_core.features.plan import FeaturePlan
     from cryptoalgo_core.live.model import ProductionModel, spec_from_dict
     from cryptoalgo_core.live.tick import LiveCoin
 
-    got = reg.production_files(coin)
+    got = reg.production_files(coin, version)
     if got is None:
         raise dg.Failure(f"{coin}: no production model; nothing is paper-traded until one is promoted")
     man, files = got
@@ -95,7 +95,8 @@ def load_live_or_skip(reg: Any, coin: str, gates: Any) -> Any:
         raise
 
 
-def coin_signals(coin: str, live: Any, store: Any, paper: Any, tick: int, gates: Any, log: Any) -> dict[str, Any]:
+def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: int, gates: Any,
+                 log: Any) -> dict[str, Any]:
     """The signals step of one coin: decide the bars that closed since the last decision; its metadata."""
     from cryptoalgo_core.live.tick import decisions
 
@@ -104,6 +105,8 @@ def coin_signals(coin: str, live: Any, store: Any, paper: Any, tick: int, gates:
         raise dg.Failure(f"{coin}: tick {ms_to_iso(tick)} is inside the data production model {live.version} was "
                          f"trained on (to {ms_to_iso(first)}); paper trading starts after it")
     st = paper.state(coin)
+    if st is not None and st["model_version"] != live.version:
+        retire_segment(coin, st, store, paper, reg, tick, gates, log)
     if st is None or st["model_version"] != live.version:
         seg = max(first, tick - HOUR_MS)
         st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})", "live")
@@ -121,6 +124,24 @@ def coin_signals(coin: str, live: Any, store: Any, paper: Any, tick: int, gates:
             "last_bar": ms_to_iso(int(last["ts"])) if last is not None else "-",
             "last_signal": int(last["signal"]) if last is not None else 0,
             "last_p_dir": float(last["p_dir"]) if last is not None else float("nan")}
+
+
+def retire_segment(coin: str, st: dict[str, Any], store: Any, paper: Any, reg: Any, tick: int, gates: Any,
+                   log: Any) -> None:
+    """A new production version takes over: the old segment's open position is closed at the tick (the close of
+    the last closed bar, a market exit with the old profile's costs: the engine's end-of-data exit), recorded as
+    ``switch``; the new version starts flat."""
+    from cryptoalgo_core.live.book import paper_book
+
+    open_rows = paper.fills(coin, int(st["segment"]))
+    if not len(open_rows) or (open_rows["status"] == "closed").all():
+        return
+    old = load_live(reg, coin, gates, st["model_version"])
+    seg = int(st["segment"])
+    book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1),
+                      paper.signals(coin, since=seg), old.paper, seg, tick, st["halted_at"], close_at_end="switch")
+    paper.write_fills(coin, seg, book.trades, book.position)
+    log.info(f"{coin}: the open position of {st['model_version']} closed at the switch to a new version")
 
 
 def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any], tick: int) -> tuple[Any, Any]:
@@ -248,7 +269,7 @@ def live_tick(
     failed = []
     for coin, live in lives.items():
         try:
-            md = coin_signals(coin, live, store, paper, tick, gates, context.log)
+            md = coin_signals(coin, live, store, paper, reg, tick, gates, context.log)
             yield dg.AssetMaterialization("signals", partition=coin, metadata=md)
             md, book, logged = coin_book(coin, live, store, paper, tick, context.log)
             yield dg.AssetMaterialization("paper_book", partition=coin, metadata=md)

@@ -85,9 +85,11 @@ def _run(bars: dict[str, np.ndarray], signals: pd.DataFrame, profile: CoinProfil
 
 
 def paper_book(ohlcv: pd.DataFrame, funding: pd.DataFrame, signals: pd.DataFrame, profile: CoinProfile,
-               start: int, end: int, halted_at: int | None = None) -> Book:
+               start: int, end: int, halted_at: int | None = None, close_at_end: str = "") -> Book:
     """The book of the segment ``[start, end)`` (``end`` = the tick time: bars before it have closed) from the
-    logged ``signals``; ``halted_at``: the halt time (module docstring)."""
+    logged ``signals``; ``halted_at``: the halt time (module docstring). ``close_at_end`` (a reason, e.g.
+    ``switch`` when a new production version takes over): the open position is closed at the close of the last
+    bar (the engine's end-of-data market exit) and recorded with that reason."""
     bars = _bars(ohlcv, funding, start, end)
     n = bars["ts"].size
     if n == 0:
@@ -100,7 +102,9 @@ def paper_book(ohlcv: pd.DataFrame, funding: pd.DataFrame, signals: pd.DataFrame
     if len(trades) and trades["exit_reason"].iloc[-1] == "end":
         last = trades.iloc[-1].to_dict()
         trades = trades.iloc[:-1]
-        if halted_at is None:
+        if halted_at is None and close_at_end:
+            trades = pd.concat([trades, pd.DataFrame([{**last, "exit_reason": close_at_end}])], ignore_index=True)
+        elif halted_at is None:
             position = _open(last, bars, n - 1, "open")
         else:
             closed = _halt_close(last, bars, stop, profile)

@@ -207,3 +207,30 @@ def test_no_secret_reaches_logs_metadata_or_files(world: dict, receiver: Receive
     assert "replay_drift" in blob and len(blob) > 10_000
     for s in secrets:
         assert s not in blob, s
+
+
+def test_a_new_production_version_closes_the_old_position_and_starts_flat(world: dict) -> None:
+    inst = dg.DagsterInstance.get()
+    res = lw.resources(world)
+    v1 = lw.stage(world, "ETH")
+    lw.promote_by_sensor(world, inst, res)
+    paper = _paper(world)
+    t = world["cut"] + HOUR_MS
+    for k in range(0, 200):  # tick until a position is open
+        lw.tick(world, "ETH", t + k * HOUR_MS, inst, res)
+        fills = paper.fills("ETH")
+        if len(fills) and (fills["status"] == "open").any():
+            break
+    assert (fills["status"] == "open").any(), "no position opened in 200 hours"
+    switch_at = t + (k + 1) * HOUR_MS
+    old_seg = int(paper.state("ETH")["segment"])
+    v2 = lw.stage(world, "ETH")
+    assert lw.promote_by_sensor(world, inst, res) == ["ETH"]
+    lw.tick(world, "ETH", switch_at, inst, res)
+    st = paper.state("ETH")
+    assert st["model_version"] == v2 != v1 and int(st["segment"]) == switch_at - HOUR_MS
+    old = paper.fills("ETH", old_seg)
+    assert (old["status"] == "closed").all() and old["exit_reason"].iloc[-1] == "switch"
+    assert int(old["exit_ts"].iloc[-1]) == switch_at  # closed at the close of the last bar before the switch
+    new = paper.fills("ETH", int(st["segment"]))
+    assert len(new) == 0 or (new["entry_ts"] >= switch_at).all()  # the new version starts flat
