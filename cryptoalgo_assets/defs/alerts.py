@@ -82,8 +82,18 @@ def _run_alert(run: Any, failing: bool, message: str = "") -> Any:
 def oncall_run_failures(context: dg.RunFailureSensorContext, market_store: MarketStoreResource,
                         alerting: AlertingResource, artifacts: ArtifactsResource) -> None:
     sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
-    msg = context.failure_event.message or ""
-    sender.update(_run_alert(context.dagster_run, True, msg), True)
+    sender.update(_run_alert(context.dagster_run, True, failure_message(context.instance, context.dagster_run.run_id,
+                                                                        context.failure_event.message or "")), True)
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str, default: str) -> str:
+    """The first failed step's own error (what went wrong), else the run failure's message."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        err = entry.dagster_event.step_failure_data.error if entry.dagster_event else None
+        if err is not None and err.message.strip():
+            lines = [ln.strip() for ln in err.message.splitlines() if ln.strip()]
+            return next((ln for ln in lines if not ln.startswith("dagster.")), lines[0])
+    return default
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,

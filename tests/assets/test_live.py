@@ -234,3 +234,28 @@ def test_a_new_production_version_closes_the_old_position_and_starts_flat(world:
     assert int(old["exit_ts"].iloc[-1]) == switch_at  # closed at the close of the last bar before the switch
     new = paper.fills("ETH", int(st["segment"]))
     assert len(new) == 0 or (new["entry_ts"] >= switch_at).all()  # the new version starts flat
+
+
+def test_a_failed_run_pages_once_and_resolves_when_it_succeeds_again(world: dict, receiver: Receiver) -> None:
+    inst = dg.DagsterInstance.get()
+    alerting = AlertingResource(webhook_url=receiver.url("/runs"), log_path=str(world["data"] / "alerts.jsonl"),
+                                timeout_s=2, attempts=2)
+    res = lw.resources(world, alerting=alerting)
+    lw.stage(world, "ETH")
+    lw.promote_by_sensor(world, inst, res)
+    bad = lw.tick(world, "ETH", world["cut"] - HOUR_MS, inst, res, raise_on_error=False)  # inside the training data
+    assert not bad.success
+    run = inst.get_run_by_id(bad.run_id)
+    failure = next(e for e in bad.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    ctx = dg.build_run_status_sensor_context("oncall_run_failures", failure, inst, run, resources=res)
+    alerts.oncall_run_failures(ctx.for_run_failure())
+    alerts.oncall_run_failures(ctx.for_run_failure())  # the same failure again: no second page
+    good = lw.tick(world, "ETH", world["cut"] + HOUR_MS, inst, res)
+    ok = next(e for e in good.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+    alerts.oncall_run_recoveries(dg.build_run_status_sensor_context(
+        "oncall_run_recoveries", ok, inst, inst.get_run_by_id(good.run_id), resources=res))
+    assert [(b["event"], b["key"]) for b in receiver.bodies] == [
+        ("trigger", "run:__ephemeral_asset_job__:ETH"), ("resolve", "run:__ephemeral_asset_job__:ETH")]
+    assert "inside the data production model" in receiver.bodies[0]["summary"]
+    log = [json.loads(x) for x in (world["data"] / "alerts.jsonl").read_text().splitlines()]
+    assert [x.get("action") for x in log if x.get("action")] == ["trigger", "resolve"]
