@@ -125,3 +125,24 @@ def test_retrain_only_while_paper_metrics_align(base: dict, tmp_path: Path) -> N
     due, why = retrain_due(paper, reg, "ETH", 30, now)
     assert not due and "HALTED" in why
     assert json.loads(paper.ticks("ETH")["summary"].iloc[-1])["switches"] == warn
+
+
+def test_retrain_schedule_requests_only_aligned_coins(base: dict, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptoalgo_assets.defs.live import retrain_schedule
+
+    w = lw.copy(base, tmp_path / "w")
+    reg = lw.registry(w)
+    paper = PaperStore(MarketStore(w["url"]).engine)
+    for coin in ("ETH", "SOL"):
+        lw.stage(w, coin)
+        reg.promote(coin, None, "test", "test")
+        paper.start(coin, w["cut"], "v", "test", "test")
+        paper.record_tick(coin, w["cut"] + HOUR_MS, "ACTIVE", 1.0, {"switches": [{"name": "x", "status": "ok"}]})
+    paper.set_state("SOL", "HALTED", "a kill switch", "test", halted_at=w["cut"])
+    when = dt.datetime.fromtimestamp(int(reg.production("ETH")["created_ms"]) / 1000 + 31 * 86400, tz=dt.UTC)
+    ctx = dg.build_schedule_context(scheduled_execution_time=when, resources=lw.resources(w))
+    reqs = list(retrain_schedule(ctx))
+    assert [(r.partition_key, r.run_config["ops"]["staged_model"]["config"]["retrain"]) for r in reqs] == [
+        ("ETH", True)]
