@@ -98,8 +98,9 @@ def load_live_or_skip(reg: Any, coin: str, gates: Any) -> Any:
 def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: int, gates: Any,
                  log: Any) -> dict[str, Any]:
     """The signals step of one coin: decide the bars that closed since the last decision; its metadata."""
-    from cryptoalgo_core.live.tick import decisions
+    from cryptoalgo_core.live.tick import check_history, decisions
 
+    check_history(live.plan, gates.history_days)
     first = live.trained_end
     if tick <= first:
         raise dg.Failure(f"{coin}: tick {ms_to_iso(tick)} is inside the data production model {live.version} was "

@@ -211,7 +211,8 @@ class KillSwitchGates:
 class LiveGates:
     """Paper trading (``signals``, ``paper_book``, ``paper_performance``): the position scale per readiness tier
     (times the profile's ``position_scale``), the trailing history the live features are built from
-    (``history_days``; >= 10x the longest feature warm-up, so EMA start-up effects are below float precision),
+    (``history_days``; each tick checks it spans >= 4x the longest feature warm-up, so the trailing-window
+    features equal the full-history ones),
     how many missed hours one tick catches up (``max_catchup_hours``; older ones are logged as missed, never
     traded late), the retrain cadence (a retrain runs only while every switch is ``ok``) and the kill switches."""
 

@@ -26,7 +26,22 @@ from cryptoalgo_core.live.model import ProductionModel, fit_production_model
 from cryptoalgo_core.live.reconcile import reconcile
 from cryptoalgo_core.timeutil import HOUR_MS
 
-__all__ = ["LiveCoin", "TickResult", "decisions", "evaluate_tick", "replay", "train_for_staging"]
+__all__ = ["LiveCoin", "TickResult", "check_history", "decisions", "evaluate_tick", "replay", "train_for_staging"]
+
+HISTORY_WARMUPS = 4  # the trailing history spans at least this many of the longest feature warm-up
+
+
+def check_history(plan: FeaturePlan, history_days: int) -> None:
+    """ValueError unless ``history_days`` spans HISTORY_WARMUPS x the longest warm-up of the plan's features:
+    rolling windows are exact beyond their window, and an EMA's start-up weight (< 1e-3 at its warm-up) is then
+    below float precision, so the trailing-window features equal the full-history ones (tested)."""
+    from cryptoalgo_core.features.build import specs_for
+
+    warm = {s.name: s.warmup_hours for s in specs_for(list(plan.panel_coins), plan.coin, plan.selection)}
+    longest = max((warm.get(n, 0) for n in plan.names), default=0)
+    if history_days * 24 < HISTORY_WARMUPS * longest:
+        raise ValueError(f"{plan.coin}: live.history_days {history_days} is shorter than {HISTORY_WARMUPS} x the "
+                         f"longest feature warm-up ({longest} h); raise it in gates.yaml")
 
 
 def train_for_staging(spec: CoinSpec, plan: FeaturePlan, panel: MarketPanel, end: int) -> ProductionModel:

@@ -116,6 +116,14 @@ def test_rerun_never_decides_or_fills_twice(world: PaperWorld, logged: pd.DataFr
         store.enable("ETH", world.end, "why", "test")
 
 
+def test_history_must_span_the_feature_warmups(world: PaperWorld) -> None:
+    from cryptoalgo_core.live.tick import check_history
+
+    check_history(world.live.plan, 180)  # the shipped default
+    with pytest.raises(ValueError, match="longest feature warm-up"):
+        check_history(world.live.plan, 30)
+
+
 def test_missed_hours_are_logged_not_traded(world: PaperWorld) -> None:
     t = world.cut + 10 * HOUR_MS
     rows = decisions(world.live, trailing(world.panel, t), t, world.cut, None, 1.0, "ACTIVE", 3)
