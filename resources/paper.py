@@ -181,7 +181,7 @@ class PaperStore:
                 if old is None:
                     c.execute(fills_t.insert().values(coin=coin, segment=segment, entry_ts=int(rec["entry_ts"]), **vals))
                     added += 1
-                elif old["status"] == "open":
+                elif old["status"] != "closed":  # an open or closing position closes now
                     c.execute(fills_t.update().where(fills_t.c.coin == coin, fills_t.c.segment == segment,
                                                      fills_t.c.entry_ts == int(rec["entry_ts"])).values(**vals))
                     added += 1
@@ -235,6 +235,10 @@ class PaperStore:
             raise PaperStateError(f"{coin}: not paper trading")
         if st["state"] != "HALTED":
             raise PaperStateError(f"{coin}: is {st['state']}, not HALTED; nothing to enable")
+        f = self.fills(coin, int(st["segment"]))
+        if len(f) and (f["status"] != "closed").any():
+            raise PaperStateError(f"{coin}: the halted position closes at the next bar's open; enable after the next "
+                                  f"tick")
         return self.start(coin, segment, st["model_version"], f"enabled: {reason}", actor)
 
     def ticks(self, coin: str) -> pd.DataFrame:

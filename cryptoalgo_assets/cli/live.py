@@ -175,6 +175,14 @@ def live(once: bool, at: str, coins: str | None, db_path: str | None, no_progres
     todo = [c for c in wanted if reg.production(c) is not None]
     if not todo:
         raise CliError("no coin has a production model: nothing to paper-trade (promote one first)")
+    if at:
+        from cryptoalgo_core.timeutil import ms_to_iso
+
+        for c in todo:
+            end = int((reg.production(c).get("trained") or {}).get("end", 0))
+            if parse_date_ms(at) <= end:
+                raise CliError(f"--at {at}: {c}'s production model was trained on data to {ms_to_iso(end)}; paper "
+                               f"ticks start after it")
     with Session("live", Settings(url), show_progress=not no_progress) as s:
         code = report_runs(s.run(live_specs(todo, at), title=f"live tick {at or 'now'}"), gate=False)
     _status_table(url, todo)

@@ -153,7 +153,7 @@ def test_kill_switch_halts_only_its_coin_pages_once_and_resolves(world: dict, re
     assert len(later) == 3 and (later["signal"] == 0).all() and (later["state"] == "HALTED").all()
     seg = int(paper.state("ETH")["segment"])
     assert (paper.fills("ETH", seg)["status"] == "closed").all()
-    # re-enabled explicitly: a new flat segment; its checks pass, so the alert resolves
+    # re-enabled explicitly (once flat): a new flat segment; its checks pass, so the alert resolves
     paper.enable("ETH", halted_at + 3 * HOUR_MS, "investigated", "test")
     lw.tick(world, "ETH", halted_at + 4 * HOUR_MS, inst, res)
     assert paper.state("ETH")["state"] == "ACTIVE"

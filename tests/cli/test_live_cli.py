@@ -44,6 +44,8 @@ def test_promote_live_status_enable_rollback(base: dict, tmp_path: Path) -> None
     assert "paper only" in res.output and "ACTIVE" in res.output
     res = _run(["live", "--once", "--at", "yesterday-ish", *db, "--no-progress"])
     assert res.exit_code == 2 and "--at" in res.output
+    res = _run(["live", "--once", "--at", ms_to_iso(w["cut"] - HOUR_MS), *db, "--no-progress"])
+    assert res.exit_code == 2 and "trained on data to" in res.output
     res = _run(["paper", "status", "--json", *db])
     rows = json.loads(res.output)
     assert [(r["coin"], r["state"], r["version"]) for r in rows] == [("ETH", "ACTIVE", v)]

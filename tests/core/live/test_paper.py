@@ -161,3 +161,20 @@ def test_halted_scale_stops_signals(world: PaperWorld) -> None:
     full = run_ticks(world, [t])
     np.testing.assert_allclose(reduced["size"], 0.5 * full["size"])
     assert dataclasses.replace(world.live.paper) == world.live.paper
+
+
+def test_enable_waits_until_the_halted_position_is_closed(world: PaperWorld, logged: pd.DataFrame, tmp_path) -> None:
+    store = PaperStore(sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}"))
+    store.start("ETH", world.cut, "v1", "test", "test")
+    book = _book(world, logged)
+    t = book.trades.iloc[0]
+    position = {"status": "closing", "side": int(t["side"]), "size": float(t["size"]), "entry_ts": int(t["entry_ts"]),
+                "entry_price": float(t["entry_price"])}
+    store.write_fills("ETH", world.cut, book.trades.iloc[:0], position)
+    store.set_state("ETH", "HALTED", "a switch failed", "kill_switch", halted_at=world.end)
+    with pytest.raises(PaperStateError, match="closes at the next bar"):
+        store.enable("ETH", world.end, "why", "test")
+    store.write_fills("ETH", world.cut, book.trades.iloc[:1], None)  # the next tick closed it
+    row = store.enable("ETH", world.end, "why", "test")
+    assert row["state"] == "ACTIVE" and row["segment"] == world.end
+    assert [e["to_state"] for e in store.events("ETH")] == ["ACTIVE", "HALTED", "ACTIVE"]
