@@ -243,8 +243,9 @@ class AlertSender:
         metadata.create_all(engine, checkfirst=True)
 
     # --- state and enqueue -----------------------------------------------------------------------------
-    def update(self, alert: Alert, failing: bool) -> str:
-        """Record the alert's status; on a transition enqueue and flush. Returns triggered/resolved/unchanged."""
+    def update(self, alert: Alert, failing: bool, flush: bool = True) -> str:
+        """Record the alert's status; on a transition enqueue (and flush, unless ``flush`` is False: a caller
+        with many transitions flushes once). Returns triggered/resolved/unchanged."""
         now = _now_ms()
         action = "trigger" if failing else "resolve"
         st = state_table
@@ -273,7 +274,8 @@ class AlertSender:
         record.update(severity=alert.severity, summary=alert.summary, details=dict(alert.details))
         record["targets"] = list(self.targets)
         self._log(record, f"ALERT {action} [{alert.severity}] {alert.summary} ({alert.key})")
-        self.flush()
+        if flush:
+            self.flush()
         return "triggered" if failing else "resolved"
 
     def firing(self) -> list[str]:

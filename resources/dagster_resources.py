@@ -220,7 +220,8 @@ class AlertingResource(dg.ConfigurableResource):
     timeout_s: float = 5.0
     attempts: int = 3
 
-    def sender(self, engine: Any, data_dir: str | Path | None = None, echo: Any = print) -> Any:
+    def sender(self, engine: Any, data_dir: str | Path | None = None, echo: Any = print, attempts: int = 0) -> Any:
+        """The sender; ``attempts`` (0 = this resource's) tries per row and flush."""
         from resources.alerting import AlertSender, targets_from_env
         from resources.artifacts import ArtifactStore
 
@@ -233,7 +234,8 @@ class AlertingResource(dg.ConfigurableResource):
         log = Path(self.log_path) if self.log_path else ArtifactStore(str(data_dir) if data_dir else None).path(
             "alerts.jsonl")
         log.parent.mkdir(parents=True, exist_ok=True)
-        return AlertSender(engine, targets, log, echo=echo, timeout_s=self.timeout_s, attempts=self.attempts)
+        return AlertSender(engine, targets, log, echo=echo, timeout_s=self.timeout_s,
+                           attempts=attempts or self.attempts)
 
 
 ALERT_ENV = {"webhook_url": "CRYPTOALGO_ALERT_WEBHOOK_URL", "slack_webhook_url": "CRYPTOALGO_ALERT_SLACK_WEBHOOK_URL",

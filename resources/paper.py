@@ -94,19 +94,24 @@ class PaperStore:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(sa.select(state_t).order_by(state_t.c.coin)).mappings()]
 
-    def start(self, coin: str, segment: int, version: str, reason: str, actor: str) -> dict[str, Any]:
+    def start(self, coin: str, segment: int, version: str, reason: str, actor: str,
+              keep_halt: bool = False) -> dict[str, Any]:
         """A new paper segment for ``coin`` at ``segment`` (ms) with ``version`` (a first start, a new production
-        version, or an enable after a halt): ACTIVE, flat."""
+        version, or an enable after a halt): flat and ACTIVE -- or, with ``keep_halt`` (a new version of a halted
+        coin), still HALTED: only an explicit enable lifts a kill switch."""
         with self.engine.begin() as c:
             old = c.execute(sa.select(state_t).where(state_t.c.coin == coin)).mappings().first()
-            row = {"coin": coin, "state": "ACTIVE", "reason": reason, "since_ms": _now(), "segment": segment,
-                   "model_version": version, "halted_at": None, "last_tick_ms": old["last_tick_ms"] if old else None}
+            halted = bool(keep_halt and old is not None and old["state"] == "HALTED")
+            row = {"coin": coin, "state": "HALTED" if halted else "ACTIVE",
+                   "reason": f"{reason}; still halted ({old['reason']})" if halted and old else reason,
+                   "since_ms": _now(), "segment": segment, "model_version": version,
+                   "halted_at": segment if halted else None, "last_tick_ms": old["last_tick_ms"] if old else None}
             if old:
                 c.execute(state_t.update().where(state_t.c.coin == coin).values(**row))
             else:
                 c.execute(state_t.insert().values(**row))
             c.execute(events_t.insert().values(coin=coin, at_ms=row["since_ms"], from_state=old["state"] if old else None,
-                                               to_state="ACTIVE", reason=reason, actor=actor))
+                                               to_state=row["state"], reason=row["reason"], actor=actor))
         return row
 
     def set_state(self, coin: str, new: str, reason: str, actor: str, halted_at: int | None = None) -> bool:
@@ -140,7 +145,13 @@ class PaperStore:
         with self.engine.connect() as c:
             rows = [dict(r) for r in c.execute(q).mappings()]
         cols = [col.name for col in signals_t.columns]
-        return pd.DataFrame(rows, columns=cols)
+        out = pd.DataFrame(rows, columns=cols)
+        for col in ("p_dir", "p_up", "p_down", "sigma", "size", "scale"):  # NULL (no prediction) -> NaN, float
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+        for col in ("ts", "signal", "tick_ms"):
+            out[col] = out[col].astype("int64")
+        out["note"] = out["note"].fillna("").astype(str)
+        return out
 
     def last_signal_ts(self, coin: str) -> int | None:
         with self.engine.connect() as c:
@@ -151,16 +162,23 @@ class PaperStore:
         """Append the decisions of bars not decided yet (others are left as they were); returns rows added."""
         if rows.empty:
             return 0
-        with self.engine.begin() as c:
-            have = {int(t) for t in c.execute(sa.select(signals_t.c.ts).where(
-                signals_t.c.coin == coin, signals_t.c.ts.in_([int(t) for t in rows["ts"]]))).scalars()}
-            new = [{"coin": coin, "model_version": version, "tick_ms": tick_ms, "note": str(r.get("note", "") or ""),
-                    **{k: _clean(r[k]) for k in ("ts", "p_dir", "p_up", "p_down", "signal", "sigma", "size", "scale",
-                                                 "state")}}
-                   for r in rows.to_dict("records") if int(r["ts"]) not in have]
-            if new:
-                c.execute(signals_t.insert(), new)
-        return len(new)
+        for attempt in (0, 1):  # a concurrent tick that inserted the same bars first wins; re-read and go on
+            try:
+                with self.engine.begin() as c:
+                    have = {int(t) for t in c.execute(sa.select(signals_t.c.ts).where(
+                        signals_t.c.coin == coin, signals_t.c.ts.in_([int(t) for t in rows["ts"]]))).scalars()}
+                    new = [{"coin": coin, "model_version": version, "tick_ms": tick_ms,
+                            "note": str(r.get("note", "") or ""),
+                            **{k: _clean(r[k]) for k in ("ts", "p_dir", "p_up", "p_down", "signal", "sigma", "size",
+                                                         "scale", "state")}}
+                           for r in rows.to_dict("records") if int(r["ts"]) not in have]
+                    if new:
+                        c.execute(signals_t.insert(), new)
+                return len(new)
+            except sa.exc.IntegrityError:
+                if attempt:
+                    raise
+        return 0
 
     # ------------------------------------------------------------------------------------------- fills
     def write_fills(self, coin: str, segment: int, trades: pd.DataFrame,
@@ -192,6 +210,15 @@ class PaperStore:
                                     f"({old['exit_reason']} {old['net']:.6f} -> {vals['exit_reason']} "
                                     f"{vals['net']:.6f}): the stored bars or funding changed after the fill; the "
                                     f"recorded fill stands")
+            keep = {int(t) for t in trades["entry_ts"]} if len(trades) else set()
+            if position is not None:
+                keep.add(int(position["entry_ts"]))
+            for ts, old in have.items():  # an open row the book no longer holds (the bars changed): void, not kept
+                if old["status"] not in ("closed", "void") and ts not in keep:
+                    c.execute(fills_t.update().where(fills_t.c.coin == coin, fills_t.c.segment == segment,
+                                                     fills_t.c.entry_ts == ts).values(status="void"))
+                    restated.append(f"the {old['status']} position entered at {ts} is no longer in the book (the "
+                                    f"stored bars changed); voided")
             if position is not None:
                 vals = {"status": position["status"], "side": int(position["side"]), "size": float(position["size"]),
                         "entry_price": float(position["entry_price"]), "exit_ts": None, "exit_price": None,
@@ -226,7 +253,8 @@ class PaperStore:
             c.execute(ticks_t.delete().where(ticks_t.c.coin == coin, ticks_t.c.tick_ms == tick_ms))
             c.execute(ticks_t.insert().values(coin=coin, tick_ms=tick_ms, state=state, equity=float(equity),
                                               summary=json.dumps(summary, sort_keys=True, default=str)))
-            c.execute(state_t.update().where(state_t.c.coin == coin).values(last_tick_ms=tick_ms))
+            c.execute(state_t.update().where(state_t.c.coin == coin, sa.or_(
+                state_t.c.last_tick_ms.is_(None), state_t.c.last_tick_ms < tick_ms)).values(last_tick_ms=tick_ms))
 
     def enable(self, coin: str, segment: int, reason: str, actor: str) -> dict[str, Any]:
         """Re-enable a HALTED coin explicitly: a new flat segment from ``segment``."""
@@ -236,7 +264,7 @@ class PaperStore:
         if st["state"] != "HALTED":
             raise PaperStateError(f"{coin}: is {st['state']}, not HALTED; nothing to enable")
         f = self.fills(coin, int(st["segment"]))
-        if len(f) and (f["status"] != "closed").any():
+        if len(f) and f["status"].isin(["open", "closing"]).any():
             raise PaperStateError(f"{coin}: the halted position closes at the next bar's open; enable after the next "
                                   f"tick")
         return self.start(coin, segment, st["model_version"], f"enabled: {reason}", actor)

@@ -203,11 +203,16 @@ class FileTableRegistry(ModelRegistry):
         return self._record(coin, old, version, reason, actor)
 
     def rollback(self, coin: str, reason: str, actor: str) -> dict[str, Any]:
+        """Production goes back to the version it held before the current one was *promoted* (rollbacks are
+        skipped when walking back: A -> B -> C, rollback to B, rollback again to A -- never back to C)."""
         self._reconcile(coin)
         hist = self.history(coin)
-        if not hist or hist[-1]["from_version"] is None:
+        old = self._pointer(coin)
+        made = next((h for h in reversed(hist) if h["to_version"] == old and not h["reason"].startswith("rollback:")),
+                    None)
+        prev = made["from_version"] if made else None
+        if old is None or prev is None:
             raise RegistryError(f"{coin}: no earlier production version to roll back to")
-        old, prev = hist[-1]["to_version"], hist[-1]["from_version"]
         self._verified(self._dir("production", coin) / prev)
         self._switch(coin, prev)
         return self._record(coin, old, prev, f"rollback: {reason}", actor)
@@ -233,6 +238,7 @@ class FileTableRegistry(ModelRegistry):
 
     def promoted(self, coin: str) -> set[str]:
         """Versions that were ever production (a rolled-back version is not promoted again by the sensor)."""
+        self._reconcile(coin)
         return {h["to_version"] for h in self.history(coin)}
 
     def history(self, coin: str) -> list[dict[str, Any]]:

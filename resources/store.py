@@ -219,14 +219,18 @@ class MarketStore(BulkWriter):
 
     def _create_tables(self) -> None:
         """Create missing tables. Two processes opening a new store at once race on CREATE TABLE; the loser
-        sees "already exists" and simply re-checks (create_all skips existing tables)."""
-        for attempt in range(5):
+        sees "already exists" and simply re-checks (create_all skips existing tables). On a brand-new SQLite
+        file the switch to WAL can also answer "database is locked" at once (SQLite skips the busy handler when
+        waiting could deadlock): that is retried too."""
+        transient = ("already exists", "duplicate key", "database is locked")
+        for attempt in range(10):
             try:
                 metadata.create_all(self.engine)
                 return
             except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
-                if "already exists" not in str(exc.orig) and "duplicate key" not in str(exc.orig) or attempt == 4:
+                if not any(t in str(exc.orig) for t in transient) or attempt == 9:
                     raise
+                self.engine.dispose()  # a connection that failed its pragmas is not reused
                 time.sleep(0.05 * (attempt + 1))
 
     # ------------------------------------------------------------------ errors

@@ -50,17 +50,20 @@ def process_check_events(instance: dg.DagsterInstance, sender: Any, cursor: str 
             if entry.dagster_event is None:
                 continue
             got = check_alert(entry.dagster_event.asset_check_evaluation_data, run_id)
-            if got is not None and sender.update(*got) != "unchanged":
+            if got is not None and sender.update(*got, flush=False) != "unchanged":  # one flush at the end
                 n += 1
         t = max(t, rr.update_timestamp.timestamp())
     return repr(t), n
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Pages on-call when an ERROR check fails (kill switches, QA, gates); resolves when it passes.")
+           description="Pages on-call when an ERROR check fails (kill switches, QA, gates); resolves when it passes. "
+                       "Transitions are recorded first, then delivered in one flush (one try per target and "
+                       "evaluation: a dead receiver costs one timeout; undelivered alerts wait in the outbox).")
 def oncall_check_alerts(context: dg.SensorEvaluationContext, market_store: MarketStoreResource,
                         alerting: AlertingResource, artifacts: ArtifactsResource) -> dg.SkipReason:
-    sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info)
+    sender = alerting.sender(market_store.store().engine, artifacts.data_dir or None, echo=context.log.info,
+                             attempts=1)  # one try per row here: the sensor is re-evaluated every 30 s anyway
     cursor, n = process_check_events(context.instance, sender, context.cursor)
     pending = sender.flush()["pending"]
     context.update_cursor(cursor)
@@ -70,7 +73,9 @@ def oncall_check_alerts(context: dg.SensorEvaluationContext, market_store: Marke
 def _run_alert(run: Any, failing: bool, message: str = "") -> Any:
     from resources.alerting import Alert
 
-    part = run.tags.get("dagster/partition", "-")
+    part = run.tags.get("dagster/partition") or (
+        f"{run.tags['dagster/asset_partition_range_start']}..{run.tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in run.tags else "-")
     summary = (f"run of {run.job_name} [{part}] {'failed' if failing else 'succeeded again'}"
                + (f": {message.strip().splitlines()[0][:300]}" if failing and message.strip() else ""))
     return Alert(f"run:{run.job_name}:{part}", summary, "error", details={"job": run.job_name, "partition": part,

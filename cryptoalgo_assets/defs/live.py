@@ -70,16 +70,27 @@ def _tick_ms(config: LiveConfig, sources: Any) -> int:
     return int(floor_hour(int(t)))
 
 
-def _refresh(store: Any, sources: Any, project: Any, coins: list[str], tick: int, log: Any) -> None:
-    """Fetch what the store misses of the panel coins' last three days (idempotent: only gaps are fetched)."""
+def _refresh(store: Any, sources: Any, project: Any, coins: dict[str, bool], tick: int, log: Any) -> list[str]:
+    """Fetch what the store misses of the panel coins' last three days up to the tick (closed candles, funding
+    settled by the tick; open interest for coins whose features use it). Idempotent: only gaps are fetched. A
+    coin whose fetch fails is reported (the tick goes on with what is stored; the run fails at the end)."""
     from resources.ingest import ingest_dataset
+    from resources.sources.base import FatalSourceError, RetryableSourceError
 
     specs, gates = project.coins(), project.gates().market_data
-    for c in coins:
-        for kind in ("ohlcv", "funding"):
-            rep = ingest_dataset(kind, specs[c], sources, store, tick - 3 * DAY_MS, tick, gates.funding_abs_max)
+    failed = []
+    for c, with_oi in coins.items():
+        for kind in ("ohlcv", "funding", *(("open_interest",) if with_oi else ())):
+            try:
+                rep = ingest_dataset(kind, specs[c], sources, store, tick - 3 * DAY_MS, tick + 1,
+                                     gates.funding_abs_max)
+            except (FatalSourceError, RetryableSourceError) as exc:
+                log.error(f"{c} {kind}: data refresh failed: {exc}")
+                failed.append(f"{c} {kind} refresh: {exc}")
+                continue
             if rep.rows_written:
                 log.info(f"{c} {kind}: {rep.rows_written} new row(s)")
+    return failed
 
 
 class NoProduction(Exception):
@@ -110,8 +121,9 @@ def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: i
         retire_segment(coin, st, store, paper, reg, tick, gates, log)
     if st is None or st["model_version"] != live.version:
         seg = max(first, tick - HOUR_MS)
-        st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})", "live")
-        log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version}")
+        st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})", "live",
+                         keep_halt=True)  # a new version does not lift a kill switch: only `enable` does
+        log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version} ({st['state']})")
     scale = SCALE.get(st["state"], gates.kill_switches.reducing_scale)
     panel = load_panel(store, list(live.plan.panel_coins), (tick - gates.history_days * DAY_MS, tick + 1))
     rows = decisions(live, panel, tick, int(st["segment"]), paper.last_signal_ts(coin), scale, st["state"],
@@ -129,20 +141,19 @@ def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: i
 
 def retire_segment(coin: str, st: dict[str, Any], store: Any, paper: Any, reg: Any, tick: int, gates: Any,
                    log: Any) -> None:
-    """A new production version takes over: the old segment's open position is closed at the tick (the close of
-    the last closed bar, a market exit with the old profile's costs: the engine's end-of-data exit), recorded as
-    ``switch``; the new version starts flat."""
+    """A new production version takes over: the old segment's book is brought up to the tick once more (trades
+    that opened or closed since its last booking included) and an open position is closed at the tick (the close
+    of the last closed bar, a market exit with the old profile's costs: the engine's end-of-data exit), recorded as
+    ``switch``; the new version starts flat. Idempotent (a re-run writes the same fills)."""
     from cryptoalgo_core.live.book import paper_book
 
-    open_rows = paper.fills(coin, int(st["segment"]))
-    if not len(open_rows) or (open_rows["status"] == "closed").all():
-        return
     old = load_live(reg, coin, gates, st["model_version"])
     seg = int(st["segment"])
     book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1),
                       paper.signals(coin, since=seg), old.paper, seg, tick, st["halted_at"], close_at_end="switch")
-    paper.write_fills(coin, seg, book.trades, book.position)
-    log.info(f"{coin}: the open position of {st['model_version']} closed at the switch to a new version")
+    added, _restated = paper.write_fills(coin, seg, book.trades, book.position)
+    if len(book.trades) and book.trades["exit_reason"].iloc[-1] == "switch":
+        log.info(f"{coin}: the open position of {st['model_version']} closed at the switch to a new version")
 
 
 def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any], tick: int) -> tuple[Any, Any]:
@@ -248,7 +259,8 @@ def live_tick(
 ):  # noqa: ANN201 - yields one AssetMaterialization per asset and partition (no outputs)
     from cryptoalgo_assets.checks import latest_materializations, to_evaluation
     from cryptoalgo_core.errors import CryptoalgoError
-    from resources.paper import PaperStateError, PaperStore
+    from resources.paper import PaperStore
+    from resources.registry import RegistryError
 
     store, gates = market_store.store(), project.gates().live
     reg = model_registry.registry(store.engine, artifacts.data_dir or None)
@@ -260,15 +272,24 @@ def live_tick(
     tick = _tick_ms(config, sources)
     wanted = [c for c in context.partition_keys if not config.coins or c in config.coins]
     lives: dict[str, Any] = {}
+    failed = []
     for coin in wanted:
         try:
             lives[coin] = load_live_or_skip(reg, coin, gates)
         except NoProduction:
             context.log.info(f"{coin}: no production model; not paper trading")
-    _refresh(store, sources, project, sorted({c for lv in lives.values() for c in lv.plan.panel_coins}), tick,
-             context.log)
-    failed = []
+        except (dg.Failure, CryptoalgoError, RegistryError) as exc:
+            failed.append(_fail(context, coin, exc))
+    panel = {c: False for lv in lives.values() for c in lv.plan.panel_coins}
+    for lv in lives.values():  # open interest only where a coin's features use it
+        panel[lv.coin] = panel.get(lv.coin, False) or "open_interest" in set(lv.plan.groups.values())
+    failed += _refresh(store, sources, project, dict(sorted(panel.items())), tick, context.log)
     for coin, live in lives.items():
+        st = paper.state(coin)
+        if st is not None and st["last_tick_ms"] is not None and tick < int(st["last_tick_ms"]):
+            context.log.warning(f"{coin}: tick {ms_to_iso(tick)} is older than the last one processed "
+                                f"({ms_to_iso(int(st['last_tick_ms']))}); nothing to do")
+            continue
         try:
             md = coin_signals(coin, live, store, paper, reg, tick, gates, context.log)
             yield dg.AssetMaterialization("signals", partition=coin, metadata=md)
@@ -276,17 +297,20 @@ def live_tick(
             yield dg.AssetMaterialization("paper_book", partition=coin, metadata=md)
             md, outcomes = coin_performance(coin, live, store, paper, art, tick, book, logged, gates, context.log)
             yield dg.AssetMaterialization("paper_performance", partition=coin, metadata=md)
-        except (dg.Failure, CryptoalgoError, PaperStateError, ValueError) as exc:
-            # one coin's failure does not stop the others' tick; the run still fails (and pages) at the end
-            msg = getattr(exc, "description", None) or str(exc)
-            context.log.error(f"{coin}: {msg}")
-            failed.append(f"{coin}: {msg}")
+        except Exception as exc:  # noqa: BLE001 - isolation: one coin's failure must not stop the others' tick;
+            failed.append(_fail(context, coin, exc))  # the run still fails (and pages on-call) at the end
             continue
         target = latest_materializations(context.instance, "paper_performance", [coin]).get(coin)
         for o in outcomes:
             context.log_event(to_evaluation(o, "paper_performance", coin, False, target))
     if failed:
         raise dg.Failure("live tick failed for " + "; ".join(failed))
+
+
+def _fail(context: dg.AssetExecutionContext, coin: str, exc: BaseException) -> str:
+    msg = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+    context.log.error(f"{coin}: {msg}")
+    return f"{coin}: {msg}"
 
 
 live_job = dg.define_asset_job(LIVE_JOB, selection=dg.AssetSelection.assets(*[s.key for s in LIVE_SPECS]),

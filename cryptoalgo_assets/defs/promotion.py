@@ -164,7 +164,8 @@ promote_job = dg.define_asset_job(PROMOTE_JOB, selection=dg.AssetSelection.asset
 
 
 def promotion_requests(reg: Any, coins: list[str]) -> list[dg.RunRequest]:
-    """A promote run for each coin whose newest staged version passed its gates and was never production."""
+    """A promote run for each coin whose newest staged version passed its gates, was never production and was
+    staged after the coin's last promotion or rollback (a version a person chose not to promote stays staged)."""
     out = []
     for coin in coins:
         staged = reg.staged(coin)
@@ -174,6 +175,9 @@ def promotion_requests(reg: Any, coins: list[str]) -> list[dg.RunRequest]:
         man = reg.staged_manifest(coin, v)
         if man.get("verdict") != "PASS" or not man.get("gates_passed") or v in reg.promoted(coin):
             continue
+        hist = reg.history(coin)
+        if hist and int(man["created_ms"]) < int(hist[-1]["at_ms"]):
+            continue  # staged before the last promotion or rollback: a deliberate choice stands
         reason = f"promotion_sensor: staged {v} passed its gates (cohort {man['cohort']}, tier {man.get('tier')})"
         out.append(dg.RunRequest(run_key=f"promote-{coin}-{v}", partition_key=coin, run_config={"ops": {
             "production_model": {"config": {"action": "promote", "version": v, "reason": reason,

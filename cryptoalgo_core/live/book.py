@@ -108,7 +108,9 @@ def paper_book(ohlcv: pd.DataFrame, funding: pd.DataFrame, signals: pd.DataFrame
             position = _open(last, bars, n - 1, "open")
         else:
             closed = _halt_close(last, bars, stop, profile)
-            if closed is None:
+            if closed is None and close_at_end:  # no bar after the halt yet: the engine's end-of-data exit
+                trades = pd.concat([trades, pd.DataFrame([{**last, "exit_reason": close_at_end}])], ignore_index=True)
+            elif closed is None:
                 position = _open(last, bars, n - 1, "closing")
             else:
                 trades = pd.concat([trades, pd.DataFrame([closed])], ignore_index=True)

@@ -54,8 +54,11 @@ def _upper(name: str, v: float, limit: float, g: KillSwitchGates, detail: str) -
 def brier_live(signals: pd.DataFrame, labels: pd.DataFrame, now: int) -> tuple[float, int]:
     """(Brier score, rows) of the live ``p_dir`` on bars whose triple-barrier label is decided before ``now`` and
     is a touch (+1 / -1): the label the research model was trained to predict."""
-    m = signals[["ts", "p_dir"]].merge(labels[["ts", "label", "t1"]], on="ts", how="inner")
-    m = m[(m["t1"] < now) & m["label"].isin([1.0, -1.0]) & np.isfinite(m["p_dir"])]
+    if signals.empty or labels.empty:
+        return math.nan, 0
+    sig = signals[["ts", "p_dir"]].assign(p_dir=pd.to_numeric(signals["p_dir"], errors="coerce"))
+    m = sig.merge(labels[["ts", "label", "t1"]], on="ts", how="inner")
+    m = m[(m["t1"] < now) & m["label"].isin([1.0, -1.0]) & np.isfinite(m["p_dir"].to_numpy(float))]
     if m.empty:
         return math.nan, 0
     y = (m["label"] == 1.0).to_numpy(float)

@@ -1,8 +1,11 @@
 """One hourly tick of a coin (pure): which bars to decide, their signals, the book, the replay, the switches.
 
 A tick at time ``T`` (on the hour) sees only bars that closed by ``T`` (``ts + 1 h <= T``) and decides each bar
-not decided yet, oldest first, from the segment start (at most ``max_catchup_hours`` of them; older missed bars
-are logged as ``missed`` with no signal -- a late decision is never traded). Features are built on the trailing
+not decided yet, oldest first, from the segment start. Only the newest closed bar (``T - 1 h``, whose entry is
+the open at ``T``: now) can trade; the bars a missed tick left behind are decided for the log (the calibration
+switch reads them) with note ``late`` and no signal, because their entries lie in the past -- paper trading never
+fills at a price it already knows the future of. More than ``max_catchup_hours`` behind, the older bars are
+logged as ``missed`` without a prediction. Features are built on the trailing
 ``history_days`` of the panel (incremental: the newest rows of a causal computation over a bounded window; a
 test proves they equal the full-history features) and the production model predicts them.
 """
@@ -103,6 +106,9 @@ def decisions(live: LiveCoin, panel: MarketPanel, tick: int, segment: int, last_
     missed, todo = bars[:-max_catchup_hours], bars[-max_catchup_hours:]
     feats = live.plan.build(panel.known_by(tick))
     out = _decide_rows(live, feats, todo, scale, state)
+    late = (out["ts"].to_numpy(np.int64) < tick - HOUR_MS) & (out["note"] == "").to_numpy()
+    out.loc[late, ["signal", "size"]] = [0, 0.0]
+    out.loc[late, "note"] = "late"
     if missed.size:
         out = pd.concat([_blank(missed, scale, state, "missed"), out], ignore_index=True)
     return out
@@ -120,6 +126,11 @@ def replay(live: LiveCoin, panel: MarketPanel, segment: int, tick: int, logged: 
     parts = [decide(pred[pred["ts"].isin(g.index)], rows, live.paper, float(s), "replay")
              for s, g in scale.groupby(scale) if len(pred[pred["ts"].isin(g.index)])]
     sig = pd.concat(parts, ignore_index=True).sort_values("ts") if parts else _blank(np.array([], np.int64), 1, "", "")
+    # bars the live tick could not trade (late, missed, no candle) are not traded by the replay either: an
+    # operational gap is not model drift
+    untradeable = set(logged.loc[logged["note"].fillna("") != "", "ts"].astype(np.int64))
+    off = sig["ts"].isin(untradeable)
+    sig.loc[off, ["signal", "size"]] = [0, 0.0]
     coin = live.coin
     book = paper_book(panel.ohlcv[coin], panel.funding[coin], sig, live.paper, segment, tick, halted_at)
     return book, sig

@@ -77,18 +77,21 @@ def test_a_rerun_tick_never_decides_or_fills_twice(world: dict) -> None:
     res = lw.resources(world)
     lw.stage(world, "ETH")
     lw.promote_by_sensor(world, inst, res)
-    for k in range(1, 9):
-        lw.tick(world, "ETH", world["cut"] + 12 * k * HOUR_MS, inst, res)
+    for k in range(1, 97):  # hourly, four days
+        lw.tick(world, "ETH", world["cut"] + k * HOUR_MS, inst, res)
     paper = _paper(world)
     seg = int(paper.state("ETH")["segment"])
     sig, fills = paper.signals("ETH"), paper.fills("ETH", seg)
-    assert len(sig) == 8 * 12 - 11 and len(fills) >= 2  # the segment opens at the first tick's last bar
-    again = lw.tick(world, "ETH", world["cut"] + 12 * 8 * HOUR_MS, inst, res)
+    assert len(sig) == 96 and (sig["note"] == "").all() and len(fills) >= 1  # one bar decided per tick
+    again = lw.tick(world, "ETH", world["cut"] + 96 * HOUR_MS, inst, res)
     sig_md = next(m for m in again.asset_materializations_for_node("live_tick") if m.asset_key.path == ["signals"])
     assert sig_md.metadata["decided"].value == 0 and sig_md.partition == "ETH"
     assert paper.signals("ETH").equals(sig)
     assert paper.fills("ETH", seg).drop(columns=[]).equals(fills)
-    assert len(paper.ticks("ETH")) == 8  # the tick row was rewritten, not added
+    assert len(paper.ticks("ETH")) == 96  # the tick row was rewritten, not added
+    older = lw.tick(world, "ETH", world["cut"] + 50 * HOUR_MS, inst, res)  # an older hour: nothing moves back
+    assert older.success and paper.state("ETH")["last_tick_ms"] == world["cut"] + 96 * HOUR_MS
+    assert paper.signals("ETH").equals(sig) and len(paper.ticks("ETH")) == 96
 
 
 def _fake_decision(world: dict, coin: str, after: int) -> int:

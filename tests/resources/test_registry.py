@@ -93,3 +93,14 @@ def test_crash_at_each_promotion_step_leaves_old_or_new(reg: FileTableRegistry, 
         reg.promote("ETH", v2, "retry", "sensor")
         assert reg.production("ETH")["version"] == v2
     assert [h["to_version"] for h in reg.history("ETH")] == [v1, v2]
+
+
+def test_rollback_walks_back_past_rollbacks(reg: FileTableRegistry) -> None:
+    a, b, c = (_stage(reg, t) for t in "abc")
+    for v in (a, b, c):
+        reg.promote("ETH", v, "promote", "cli")
+    assert reg.rollback("ETH", "one", "cli")["to_version"] == b
+    assert reg.rollback("ETH", "two", "cli")["to_version"] == a  # never back to the rolled-back c
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        reg.rollback("ETH", "three", "cli")
+    assert [h["to_version"] for h in reg.history("ETH")] == [a, b, c, b, a]

@@ -66,8 +66,8 @@ def world() -> PaperWorld:
 
 @pytest.fixture(scope="session")
 def logged(world: PaperWorld) -> pd.DataFrame:
-    """Ticks every 6 hours over the 30 days after the cut (each decides the 6 bars since the last)."""
-    return run_ticks(world, list(range(world.cut + 6 * HOUR_MS, world.end + 1, 6 * HOUR_MS)))
+    """Hourly ticks over the 30 days after the cut (each decides the bar that just closed)."""
+    return run_ticks(world, list(range(world.cut + HOUR_MS, world.end + 1, HOUR_MS)))
 
 
 __all__ = ["HISTORY_DAYS", "PaperWorld", "dataclasses", "run_ticks", "trailing"]

@@ -125,10 +125,14 @@ def test_history_must_span_the_feature_warmups(world: PaperWorld) -> None:
 
 
 def test_missed_hours_are_logged_not_traded(world: PaperWorld) -> None:
+    """After an outage only the bar that just closed can trade (its entry is the open at the tick); the bars
+    in between are decided for the log (late) or, beyond the catch-up limit, logged as missed."""
     t = world.cut + 10 * HOUR_MS
     rows = decisions(world.live, trailing(world.panel, t), t, world.cut, None, 1.0, "ACTIVE", 3)
-    assert len(rows) == 10 and list(rows["note"][:7]) == ["missed"] * 7
-    assert (rows["signal"][:7] == 0).all() and (rows["note"][7:] == "").all()
+    assert len(rows) == 10 and list(rows["note"]) == ["missed"] * 7 + ["late"] * 2 + [""]
+    assert (rows["signal"][:9] == 0).all() and (rows["size"][:9] == 0).all()
+    assert rows["p_dir"][:7].isna().all() and rows["p_dir"][7:].notna().all()  # late bars keep their prediction
+    assert int(rows["ts"].iloc[-1]) == t - HOUR_MS
 
 
 def test_halt_closes_the_position_at_the_next_open(world: PaperWorld, logged: pd.DataFrame) -> None:
@@ -178,3 +182,18 @@ def test_enable_waits_until_the_halted_position_is_closed(world: PaperWorld, log
     row = store.enable("ETH", world.end, "why", "test")
     assert row["state"] == "ACTIVE" and row["segment"] == world.end
     assert [e["to_state"] for e in store.events("ETH")] == ["ACTIVE", "HALTED", "ACTIVE"]
+
+
+def test_a_new_version_keeps_a_halt_and_a_vanished_position_is_voided(world: PaperWorld, tmp_path) -> None:
+    store = PaperStore(sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}"))
+    store.start("ETH", world.cut, "v1", "test", "test")
+    store.set_state("ETH", "HALTED", "max_daily_drawdown", "kill_switch", halted_at=world.cut + HOUR_MS)
+    row = store.start("ETH", world.cut + 5 * HOUR_MS, "v2", "new version", "live", keep_halt=True)
+    assert row["state"] == "HALTED" and "still halted" in row["reason"]  # only `enable` lifts a kill switch
+    pos = {"status": "open", "side": 1, "size": 0.1, "entry_ts": world.cut + 6 * HOUR_MS, "entry_price": 100.0}
+    seg = world.cut + 5 * HOUR_MS
+    store.write_fills("ETH", seg, pd.DataFrame(), pos)
+    added, restated = store.write_fills("ETH", seg, pd.DataFrame(), None)  # the book no longer holds it
+    assert added == 0 and "voided" in restated[0]
+    assert list(store.fills("ETH", seg)["status"]) == ["void"]
+    assert store.enable("ETH", seg, "checked", "test")["state"] == "ACTIVE"
