@@ -7,8 +7,9 @@ Paper only: nothing here places an order anywhere. State lives in the market sto
 (resources/paper.py); files under data/paper/<COIN>/ (performance.json, reconcile.json).
 A tick at T: the newest bars of the panel coins are refreshed from the source (once per tick); per coin,
 `signals` builds the features on the trailing history and decides the bars that closed since the last
-decision; `paper_book` replays the segment through the backtest engine and records the fills; `paper_performance` measures the book,
-replays the window through the backtester, evaluates the kill switches and moves the coin's state.
+decision; `paper_book` replays the segment through the backtest engine and records the fills;
+`paper_performance` measures the book, replays the window through the backtester, evaluates the kill switches
+and moves the coin's state.
 """
 
 
