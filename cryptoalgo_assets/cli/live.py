@@ -53,12 +53,12 @@ def run_staging(session: Session, coins: list[str]) -> int:
     inst = session.instance
     recs = inst.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("staged_model"),
                                                              asset_partitions=coins), limit=len(coins) * 4).records
-    seen: set[str] = set()
-    for r in recs:
-        c = r.partition_key
-        if c in seen or c is None:
-            continue
-        seen.add(c)
+    newest: dict[str, Any] = {}
+    for r in recs:  # newest first
+        if r.partition_key is not None:
+            newest.setdefault(r.partition_key, r)
+    for c in [c for c in coins if c in newest]:
+        r = newest[c]
         md = r.asset_materialization.metadata if r.asset_materialization else {}
         staged = md.get("staged")
         if staged is not None and staged.value:
