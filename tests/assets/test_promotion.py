@@ -146,3 +146,23 @@ def test_retrain_schedule_requests_only_aligned_coins(base: dict, tmp_path: Path
     reqs = list(retrain_schedule(ctx))
     assert [(r.partition_key, r.run_config["ops"]["staged_model"]["config"]["retrain"]) for r in reqs] == [
         ("ETH", True)]
+
+
+def test_live_schedule_requests_one_run_per_tick_over_the_production_coins(base: dict, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptoalgo_assets.defs.live import live_schedule
+
+    w = lw.copy(base, tmp_path / "w")
+    res = lw.resources(w)
+    when = dt.datetime(2025, 12, 20, 7, 5, tzinfo=dt.UTC)
+    assert list(live_schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=res))) == []
+    reg = lw.registry(w)
+    for coin in ("ETH", "SOL"):
+        lw.stage(w, coin)
+        reg.promote(coin, None, "test", "test")
+    (req,) = live_schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=res))
+    assert req.run_key == "live-2025-12-20T07:00:00"
+    assert req.tags["dagster/asset_partition_range_start"] == "ETH"
+    assert req.tags["dagster/asset_partition_range_end"] == "SOL"
+    assert req.run_config["ops"]["live_tick"]["config"] == {"at": "2025-12-20T07:00:00", "coins": ["ETH", "SOL"]}
