@@ -90,10 +90,6 @@ class PaperStore:
             row = c.execute(sa.select(state_t).where(state_t.c.coin == coin)).mappings().first()
         return dict(row) if row else None
 
-    def states(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(sa.select(state_t).order_by(state_t.c.coin)).mappings()]
-
     def start(self, coin: str, segment: int, version: str, reason: str, actor: str,
               keep_halt: bool = False) -> dict[str, Any]:
         """A new paper segment for ``coin`` at ``segment`` (ms) with ``version`` (a first start, a new production
@@ -241,11 +237,6 @@ class PaperStore:
         with self.engine.connect() as c:
             rows = [dict(r) for r in c.execute(q).mappings()]
         return pd.DataFrame(rows, columns=[col.name for col in fills_t.columns])
-
-    def closed_trades(self, coin: str, segment: int) -> pd.DataFrame:
-        """The segment's closed fills as the engine's trade frame."""
-        f = self.fills(coin, segment, "closed")
-        return pd.DataFrame([json.loads(r) for r in f["record"]]) if len(f) else pd.DataFrame()
 
     # ------------------------------------------------------------------------------------------- ticks
     def record_tick(self, coin: str, tick_ms: int, state: str, equity: float, summary: dict[str, Any]) -> None:

@@ -114,12 +114,17 @@ class FileTableRegistry(ModelRegistry):
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _verified(self, path: Path) -> dict[str, Any]:
+    def _read_verified(self, path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A version's manifest and files, each file read once and checked against its sha256."""
         man = json.loads((path / "manifest.json").read_text())
+        files = {name: (path / name).read_bytes() for name in man["files"]}
         for name, digest in man["files"].items():
-            if _sha((path / name).read_bytes()) != digest:
+            if _sha(files[name]) != digest:
                 raise RegistryError(f"{path}: {name} does not match its manifest")
-        return dict(man)
+        return dict(man), files
+
+    def _verified(self, path: Path) -> dict[str, Any]:
+        return self._read_verified(path)[0]
 
     # ---------------------------------------------------------------------------------------------- API
     def stage(self, coin: str, cohort: str, verdict: str, files: dict[str, bytes], info: dict[str, Any]) -> str:
@@ -189,11 +194,10 @@ class FileTableRegistry(ModelRegistry):
         version = version or (staged[-1] if staged else None)
         if version is None or version not in staged:
             raise RegistryError(f"{coin}: no staged version {version!r} (staged: {staged[-5:]})")
-        src = self._verified(self._dir("staging", coin) / version)
+        src, files = self._read_verified(self._dir("staging", coin) / version)
         dst = self._dir("production", coin) / version
         dst.parent.mkdir(parents=True, exist_ok=True)
         if not dst.exists():
-            files = {n: (self._dir("staging", coin) / version / n).read_bytes() for n in src["files"]}
             self._write_version(dst, files, src)
         self._verified(dst)
         old = self._pointer(coin)
@@ -218,8 +222,8 @@ class FileTableRegistry(ModelRegistry):
         return self._record(coin, old, prev, f"rollback: {reason}", actor)
 
     def production(self, coin: str) -> dict[str, Any] | None:
-        cur = self._pointer(coin)
-        return None if cur is None else self._verified(self._dir("production", coin) / cur)
+        got = self.production_files(coin)
+        return None if got is None else got[0]
 
     def production_files(self, coin: str, version: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]] | None:
         """The manifest and files (verified against the manifest) of the production version, or of ``version``
@@ -230,8 +234,7 @@ class FileTableRegistry(ModelRegistry):
         d = self._dir("production", coin) / cur
         if not (d / "manifest.json").exists():
             return None
-        man = self._verified(d)
-        return man, {n: (d / n).read_bytes() for n in man["files"]}
+        return self._read_verified(d)
 
     def staged_manifest(self, coin: str, version: str) -> dict[str, Any]:
         return self._verified(self._dir("staging", coin) / version)

@@ -21,7 +21,7 @@ from cryptoalgo_assets.defs.features import COINS, load_panel
 from cryptoalgo_assets.defs.promotion import STAGE_JOB, production_model
 from cryptoalgo_core.checks import CheckOutcome, Severity
 from cryptoalgo_core.errors import ConfigError
-from cryptoalgo_core.live.switches import SWITCHES
+from cryptoalgo_core.live.switches import SWITCHES, state_scale
 from cryptoalgo_core.timeutil import DAY_MS, HOUR_MS, ms_to_iso
 from resources.dagster_resources import (
     ArtifactsResource,
@@ -32,7 +32,6 @@ from resources.dagster_resources import (
 )
 
 LIVE_JOB = "live_job"
-SCALE = {"ACTIVE": 1.0, "HALTED": 0.0}
 
 
 class LiveConfig(dg.Config):
@@ -40,8 +39,12 @@ class LiveConfig(dg.Config):
     coins: list[str] = []  # the coins of the run's partition range to tick (empty = all with a production model)
 
 
+class NoProduction(dg.Failure):
+    """The coin has no production model: nothing to paper-trade."""
+
+
 def load_live(reg: Any, coin: str, gates: Any, version: str | None = None) -> Any:
-    """The coin's production version (or ``version``, once production) as a LiveCoin; a Failure when none."""
+    """The coin's production version (or ``version``, once production) as a LiveCoin; NoProduction when none."""
     import json
 
     from cryptoalgo_core.features.plan import FeaturePlan
@@ -50,7 +53,7 @@ def load_live(reg: Any, coin: str, gates: Any, version: str | None = None) -> An
 
     got = reg.production_files(coin, version)
     if got is None:
-        raise dg.Failure(f"{coin}: no production model; nothing is paper-traded until one is promoted")
+        raise NoProduction(f"{coin}: no production model; nothing is paper-traded until one is promoted")
     man, files = got
     tier = str(man.get("tier"))
     if tier not in gates.tier_scale:
@@ -94,19 +97,6 @@ def _refresh(store: Any, sources: Any, project: Any, coins: dict[str, bool], tic
     return failed
 
 
-class NoProduction(Exception):
-    """The coin has no production model: nothing to paper-trade."""
-
-
-def load_live_or_skip(reg: Any, coin: str, gates: Any) -> Any:
-    try:
-        return load_live(reg, coin, gates)
-    except dg.Failure as exc:
-        if reg.production_files(coin) is None:
-            raise NoProduction(str(exc)) from exc
-        raise
-
-
 def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: int, gates: Any,
                  log: Any) -> dict[str, Any]:
     """The signals step of one coin: decide the bars that closed since the last decision; its metadata."""
@@ -125,7 +115,7 @@ def coin_signals(coin: str, live: Any, store: Any, paper: Any, reg: Any, tick: i
         st = paper.start(coin, seg, live.version, f"production version {live.version} (tier {live.tier})", "live",
                          keep_halt=True)  # a new version does not lift a kill switch: only `enable` does
         log.info(f"{coin}: paper segment starts at {ms_to_iso(seg)} with {live.version} ({st['state']})")
-    scale = SCALE.get(st["state"], gates.kill_switches.reducing_scale)
+    scale = state_scale(st["state"], gates.kill_switches)
     panel = load_panel(store, list(live.plan.panel_coins), (tick - gates.history_days * DAY_MS, tick + 1))
     rows = decisions(live, panel, tick, int(st["segment"]), paper.last_signal_ts(coin), scale, st["state"],
                      gates.max_catchup_hours)
@@ -146,25 +136,23 @@ def retire_segment(coin: str, st: dict[str, Any], store: Any, paper: Any, reg: A
     that opened or closed since its last booking included) and an open position is closed at the tick (the close
     of the last closed bar, a market exit with the old profile's costs: the engine's end-of-data exit), recorded as
     ``switch``; the new version starts flat. Idempotent (a re-run writes the same fills)."""
-    from cryptoalgo_core.live.book import paper_book
-
     old = load_live(reg, coin, gates, st["model_version"])
-    seg = int(st["segment"])
-    book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1),
-                      paper.signals(coin, since=seg), old.paper, seg, tick, st["halted_at"], close_at_end="switch")
-    added, _restated = paper.write_fills(coin, seg, book.trades, book.position)
+    book, _logged = _book(coin, store, paper, old, st, tick, close_at_end="switch")
+    paper.write_fills(coin, int(st["segment"]), book.trades, book.position)
     if len(book.trades) and book.trades["exit_reason"].iloc[-1] == "switch":
         log.info(f"{coin}: the open position of {st['model_version']} closed at the switch to a new version")
 
 
-def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any], tick: int) -> tuple[Any, Any]:
+def _book(coin: str, store: Any, paper: Any, live: Any, st: dict[str, Any], tick: int,
+          close_at_end: str = "") -> tuple[Any, Any]:
+    """The segment's book at ``tick`` from the logged signals (with ``live``'s paper profile); (book, logged)."""
     from cryptoalgo_core.live.book import paper_book
 
     seg = int(st["segment"])
     logged = paper.signals(coin, since=seg)
     # funding settled at the tick itself is known at the tick (a close exit at the last bar pays it)
     book = paper_book(store.load("ohlcv", coin, seg, tick), store.load("funding", coin, seg, tick + 1), logged,
-                      live.paper, seg, tick, st["halted_at"])
+                      live.paper, seg, tick, st["halted_at"], close_at_end=close_at_end)
     return book, logged
 
 
@@ -276,7 +264,7 @@ def live_tick(
     failed = []
     for coin in wanted:
         try:
-            lives[coin] = load_live_or_skip(reg, coin, gates)
+            lives[coin] = load_live(reg, coin, gates)
         except NoProduction:
             context.log.info(f"{coin}: no production model; not paper trading")
         except (dg.Failure, CryptoalgoError, RegistryError) as exc:

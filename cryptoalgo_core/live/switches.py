@@ -27,7 +27,8 @@ import pandas as pd
 
 from cryptoalgo_core.config.gates import KillSwitchGates
 
-__all__ = ["ACTIVE", "HALTED", "REDUCING", "SWITCHES", "SwitchResult", "brier_live", "evaluate", "next_state"]
+__all__ = ["ACTIVE", "HALTED", "REDUCING", "SWITCHES", "SwitchResult", "brier_live", "evaluate", "next_state",
+           "state_scale"]
 
 ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
 SWITCHES = ("max_daily_drawdown", "min_win_rate", "calibration_drift", "fee_edge_expansion", "replay_drift")
@@ -121,3 +122,8 @@ def next_state(current: str, results: list[SwitchResult]) -> tuple[str, str]:
     if warned:
         return REDUCING, "; ".join(f"{r.name} near its limit: {r.detail}" for r in warned)
     return ACTIVE, "every switch ok"
+
+
+def state_scale(state: str, g: KillSwitchGates) -> float:
+    """The multiplier on new positions in ``state``: 1 ACTIVE, ``reducing_scale`` REDUCING, 0 HALTED."""
+    return {ACTIVE: 1.0, REDUCING: g.reducing_scale, HALTED: 0.0}[state]
