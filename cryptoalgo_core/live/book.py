@@ -95,25 +95,20 @@ def paper_book(ohlcv: pd.DataFrame, funding: pd.DataFrame, signals: pd.DataFrame
     if n == 0:
         return Book(pd.DataFrame(), None, pd.DataFrame({"ts": [], "equity": []}), None)
     stop = n if halted_at is None else int(np.searchsorted(bars["ts"], halted_at))
-    bt = _run(bars, signals, profile, max(stop, 1)) if stop > 0 else None
+    bt = _run(bars, signals, profile, stop) if stop > 0 else None
     trades = bt.trades.copy() if bt is not None else pd.DataFrame()
     equity = bt.equity.copy() if bt is not None else np.ones(0)
     position = None
-    if len(trades) and trades["exit_reason"].iloc[-1] == "end":
+    if len(trades) and trades["exit_reason"].iloc[-1] == "end":  # the engine's end-of-data exit: still open
         last = trades.iloc[-1].to_dict()
         trades = trades.iloc[:-1]
-        if halted_at is None and close_at_end:
-            trades = pd.concat([trades, pd.DataFrame([{**last, "exit_reason": close_at_end}])], ignore_index=True)
-        elif halted_at is None:
-            position = _open(last, bars, n - 1, "open")
+        closed = _halt_close(last, bars, stop, profile) if halted_at is not None else None
+        if closed is None and close_at_end:  # e.g. a version switch: the engine's end-of-data market exit
+            closed = {**last, "exit_reason": close_at_end}
+        if closed is not None:
+            trades = pd.concat([trades, pd.DataFrame([closed])], ignore_index=True)
         else:
-            closed = _halt_close(last, bars, stop, profile)
-            if closed is None and close_at_end:  # no bar after the halt yet: the engine's end-of-data exit
-                trades = pd.concat([trades, pd.DataFrame([{**last, "exit_reason": close_at_end}])], ignore_index=True)
-            elif closed is None:
-                position = _open(last, bars, n - 1, "closing")
-            else:
-                trades = pd.concat([trades, pd.DataFrame([closed])], ignore_index=True)
+            position = _open(last, bars, n - 1, "open" if halted_at is None else "closing")
     if halted_at is not None:  # flat from the halt on: the curve holds the realized equity
         realized = float(np.prod(1.0 + trades["size"].to_numpy(float) * trades["net"].to_numpy(float))) if len(
             trades) else 1.0
