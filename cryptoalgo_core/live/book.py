@@ -44,20 +44,21 @@ def paper_profile(profile: CoinProfile, tier_scale: float) -> CoinProfile:
     return dataclasses.replace(profile, sizing=dataclasses.replace(s, position_scale=s.position_scale * tier_scale))
 
 
-def decide(pred: pd.DataFrame, features: pd.DataFrame, profile: CoinProfile, scale: float, state: str) -> pd.DataFrame:
+def decide(pred: pd.DataFrame, features: pd.DataFrame, profile: CoinProfile, scale: float | np.ndarray,
+           state: str) -> pd.DataFrame:
     """Signal rows (:data:`SIGNAL_COLUMNS`) for the bars of ``pred`` (ts, p_dir, p_up, p_down), with the filter
-    features (rv_24, mom_mag_24, trend_bucket) of the same bars; ``profile`` is already paper-scaled."""
+    features (rv_24, mom_mag_24, trend_bucket) of the same bars; ``profile`` is already paper-scaled; ``scale``
+    (one value or one per bar) multiplies the size, and a scale <= 0 means no signal."""
     f = pred[["ts"]].merge(features[["ts", "rv_24", "mom_mag_24", "trend_bucket"]], on="ts", how="left")
     rv = f["rv_24"].to_numpy(float)
     sig, size, _ = signal_arrays(pred["p_dir"].to_numpy(float), pred["p_up"].to_numpy(float),
                                  pred["p_down"].to_numpy(float), rv, f["mom_mag_24"].to_numpy(float),
                                  f["trend_bucket"].to_numpy(float), profile)
-    if scale <= 0:
-        sig = np.zeros_like(sig)
+    k = np.broadcast_to(np.asarray(scale, dtype=float), sig.shape)
     return pd.DataFrame({"ts": pred["ts"].to_numpy(np.int64), "p_dir": pred["p_dir"].to_numpy(float),
                          "p_up": pred["p_up"].to_numpy(float), "p_down": pred["p_down"].to_numpy(float),
-                         "signal": sig.astype(int), "sigma": rv, "size": size * max(scale, 0.0),
-                         "scale": float(scale), "state": state})
+                         "signal": np.where(k > 0, sig, 0).astype(int), "sigma": rv, "size": size * np.maximum(k, 0.0),
+                         "scale": k, "state": state})
 
 
 @dataclass

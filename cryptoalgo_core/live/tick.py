@@ -122,10 +122,8 @@ def replay(live: LiveCoin, panel: MarketPanel, segment: int, tick: int, logged: 
     bars = logged["ts"].to_numpy(np.int64)
     rows = feats[feats["ts"].isin(bars)]
     pred = live.model.predict(rows)
-    scale = logged.set_index("ts")["scale"]
-    parts = [decide(pred[pred["ts"].isin(g.index)], rows, live.paper, float(s), "replay")
-             for s, g in scale.groupby(scale) if len(pred[pred["ts"].isin(g.index)])]
-    sig = pd.concat(parts, ignore_index=True).sort_values("ts") if parts else _blank(np.array([], np.int64), 1, "", "")
+    scale = pred[["ts"]].merge(logged[["ts", "scale"]], on="ts", how="left")["scale"].to_numpy(float)
+    sig = decide(pred, rows, live.paper, scale, "replay")
     # bars the live tick could not trade (late, missed, no candle) are not traded by the replay either: an
     # operational gap is not model drift
     untradeable = set(logged.loc[logged["note"].fillna("") != "", "ts"].astype(np.int64))
@@ -152,7 +150,7 @@ def evaluate_tick(live: LiveCoin, book: Book, panel: MarketPanel, logged: pd.Dat
     perf = performance(book, g.win_window_trades)
     seen = panel.known_by(tick)
     labels = labels_for_coin(seen.ohlcv[live.coin], live.spec.label)
-    brier = sw.brier_live(logged[logged["note"].fillna("") == ""], labels, tick)
+    brier = sw.brier_live(logged, labels, tick)  # every live prediction, late ones included (missed: none)
     recon = None
     if len(book.trades):
         rep_book, rep_sig = replay(live, panel, segment, tick, logged, halted_at)
