@@ -337,24 +337,16 @@ def live_schedule(context: dg.ScheduleEvaluationContext, market_store: MarketSto
 
 
 def retrain_due(paper: Any, reg: Any, coin: str, retrain_days: int, now_ms: int) -> tuple[bool, str]:
-    """A retrain runs only while the coin trades ACTIVE with every kill switch ok, and its production version is
-    older than ``retrain_days``."""
+    """The retrain rule (:func:`cryptoalgo_core.live.switches.retrain_decision`) on the coin's stored state."""
     import json
 
+    from cryptoalgo_core.live.switches import retrain_decision
+
     st, man = paper.state(coin), reg.production(coin)
-    if man is None or st is None:
-        return False, "not paper trading"
-    if st["state"] != "ACTIVE":
-        return False, f"state {st['state']}: paper metrics are not aligned with validation"
     ticks = paper.ticks(coin)
-    if len(ticks) == 0:
-        return False, "no tick yet"
-    bad = [s["name"] for s in json.loads(ticks["summary"].iloc[-1])["switches"] if s["status"] not in ("ok",
-                                                                                                        "insufficient")]
-    if bad:
-        return False, f"switches not ok: {', '.join(bad)}"
-    age = (now_ms - int(man["created_ms"])) / DAY_MS
-    return (age >= retrain_days, f"production version is {age:.1f} days old (cadence {retrain_days} d)")
+    last = json.loads(ticks["summary"].iloc[-1])["switches"] if len(ticks) else None
+    age = (now_ms - int(man["created_ms"])) / DAY_MS if man is not None else None
+    return retrain_decision(st["state"] if st is not None else None, last, age, retrain_days)
 
 
 @dg.schedule(job_name=STAGE_JOB, cron_schedule="30 2 * * *", execution_timezone="UTC",

@@ -28,7 +28,7 @@ import pandas as pd
 from cryptoalgo_core.config.gates import KillSwitchGates
 
 __all__ = ["ACTIVE", "HALTED", "REDUCING", "SWITCHES", "SwitchResult", "brier_live", "evaluate", "next_state",
-           "state_scale"]
+           "retrain_decision", "state_scale"]
 
 ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
 SWITCHES = ("max_daily_drawdown", "min_win_rate", "calibration_drift", "fee_edge_expansion", "replay_drift")
@@ -127,3 +127,20 @@ def next_state(current: str, results: list[SwitchResult]) -> tuple[str, str]:
 def state_scale(state: str, g: KillSwitchGates) -> float:
     """The multiplier on new positions in ``state``: 1 ACTIVE, ``reducing_scale`` REDUCING, 0 HALTED."""
     return {ACTIVE: 1.0, REDUCING: g.reducing_scale, HALTED: 0.0}[state]
+
+
+def retrain_decision(state: str | None, switches: list[dict[str, Any]] | None, version_age_days: float | None,
+                     retrain_days: int) -> tuple[bool, str]:
+    """Retrain cadence: (due?, why). Only while the coin trades ACTIVE with every switch of its last tick ok (or
+    without enough evidence yet), once its production version is ``retrain_days`` old."""
+    if state is None or version_age_days is None:
+        return False, "not paper trading"
+    if state != ACTIVE:
+        return False, f"state {state}: paper metrics are not aligned with validation"
+    if switches is None:
+        return False, "no tick yet"
+    bad = [s["name"] for s in switches if s["status"] not in ("ok", "insufficient")]
+    if bad:
+        return False, f"switches not ok: {', '.join(bad)}"
+    return (version_age_days >= retrain_days,
+            f"production version is {version_age_days:.1f} days old (cadence {retrain_days} d)")
