@@ -210,16 +210,20 @@ class FileTableRegistry(ModelRegistry):
         """Production goes back to the version it held before the current one was *promoted* (rollbacks are
         skipped when walking back: A -> B -> C, rollback to B, rollback again to A -- never back to C)."""
         self._reconcile(coin)
-        hist = self.history(coin)
-        old = self._pointer(coin)
-        made = next((h for h in reversed(hist) if h["to_version"] == old and not h["reason"].startswith("rollback:")),
-                    None)
-        prev = made["from_version"] if made else None
+        old, prev = self._pointer(coin), self.rollback_target(coin)
         if old is None or prev is None:
             raise RegistryError(f"{coin}: no earlier production version to roll back to")
         self._verified(self._dir("production", coin) / prev)
         self._switch(coin, prev)
         return self._record(coin, old, prev, f"rollback: {reason}", actor)
+
+    def rollback_target(self, coin: str) -> str | None:
+        """The version a rollback returns to: what production held before the current version was promoted
+        (rollback rows skipped), or None."""
+        old = self._pointer(coin)
+        made = next((h for h in reversed(self.history(coin))
+                     if h["to_version"] == old and not h["reason"].startswith("rollback:")), None)
+        return made["from_version"] if made else None
 
     def production(self, coin: str) -> dict[str, Any] | None:
         got = self.production_files(coin)

@@ -134,8 +134,7 @@ def promote(coin: str, version: str, reason: str, db_path: str | None, no_progre
 def rollback(coin: str, reason: str, db_path: str | None, no_progress: bool) -> None:
     """Return a coin's production model to the version it held before."""
     coin, url = _coin(coin), _store_url(db_path)
-    hist = _registry(url).history(coin)
-    if not hist or hist[-1]["from_version"] is None:
+    if _registry(url).rollback_target(coin) is None:
         raise CliError(f"{coin}: no earlier production version to roll back to")
     _promote_run(coin, "rollback", "", reason, url, no_progress)
 
